@@ -1,0 +1,1 @@
+"""Capture records and the pcapng files that hold them."""
