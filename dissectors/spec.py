@@ -339,6 +339,8 @@ class Message:
     """Spec section (vhost-user.rst) that defines the message."""
     note: str = ""
     old_name: str = ""
+    request_alt: tuple[Payload, ...] = ()
+    """Other request layouts seen on the wire, chosen by payload size like reply alternatives."""
 
     @property
     def full_name(self) -> str:
@@ -372,8 +374,11 @@ def _fe(
     reply_fds: FdRule = FdRule.NONE,
     note: str = "",
     old_name: str = "",
+    request_alt: tuple[Payload, ...] = (),
 ) -> Message:
-    return Message(mid, name, Channel.MAIN, request, reply, rule, request_fds, reply_fds, gate, _FE, note, old_name)
+    return Message(
+        mid, name, Channel.MAIN, request, reply, rule, request_fds, reply_fds, gate, _FE, note, old_name, request_alt
+    )
 
 
 def _be(
@@ -477,7 +482,9 @@ FRONTEND_MESSAGES: tuple[Message, ...] = (
         R.CONDITIONAL,
         _p(PF.CONFIGURE_MEM_SLOTS),
         request_fds=F.ONE,
-        note="spec table puts the region in the reply; the prose and all implementations send it in the request",
+        note="spec table puts the region in the reply; the prose and all implementations send it in the request; "
+        "in postcopy QEMU acknowledges the back-end's reply with a further ADD_MEM_REG carrying a u64 0",
+        request_alt=(P.RESULT,),
     ),
     _fe(
         38,
@@ -487,7 +494,9 @@ FRONTEND_MESSAGES: tuple[Message, ...] = (
         R.ACK,
         _p(PF.CONFIGURE_MEM_SLOTS),
         request_fds=F.OPTIONAL,
-        note="no FD should be sent; a back-end must close one that arrives",
+        note="no FD should be sent; a back-end must close one that arrives; in postcopy QEMU may send the "
+        "u64 0 acknowledgement with this id when the last region change was a removal",
+        request_alt=(P.RESULT,),
     ),
     _fe(39, "SET_STATUS", P.STATUS, _ACK, R.ACK, _p(PF.STATUS)),
     _fe(40, "GET_STATUS", P.NONE, (P.STATUS,), R.ALWAYS, _p(PF.STATUS)),
