@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 from vutrace.analysis.frame import Capture, attrs_of, is_chunk, is_event, is_message
 from vutrace.analysis.throughput import Stream
 from vutrace.analysis.timeline import SideTimeline
+from vutrace.views.lines import FRAME_COLUMNS
 
 PHASE_COLOURS = {
     "negotiation": "#9e9ac8",
@@ -47,36 +48,7 @@ TICK_COLOURS = {
     "state": "#e6550d",
     "event": "#525252",
 }
-SUMMARY_SKIP = frozenset(
-    {
-        "row",
-        "ts_ns",
-        "conn",
-        "channel",
-        "sender",
-        "request",
-        "request_id",
-        "is_reply",
-        "flags",
-        "size",
-        "nfds",
-        "fds",
-        "nbytes",
-        "reply_to",
-        "latency_ns",
-        "error",
-        "need_reply",
-        "version",
-        "payload_len",
-        "warning",
-        "stream",
-        "offset",
-        "sha256",
-        "attrs",
-        "raw",
-        "u64",
-    }
-)
+SUMMARY_SKIP = FRAME_COLUMNS | {"row", "u64"}
 """Columns that are not payload fields (the summary shows them separately, or not at all)."""
 LADDER_MAX = 400
 LIFELINES = {"back-end channel": 0, "front-end": 1, "back-end": 2, "state pipe": 3}

@@ -17,33 +17,9 @@ from dissectors.payloads import U64_SPLITS
 from dissectors.records import BASE_KEYS
 from dissectors.spec import FIXED_LAYOUTS
 from vutrace.capture.model import CaptureRecord
-from vutrace.load import record_row
+from vutrace.load import COLUMNS, TRAILING, record_row
 
-FRAME_COLUMNS = frozenset(
-    (
-        "ts_ns",
-        "conn",
-        "channel",
-        "sender",
-        "request",
-        "request_id",
-        "is_reply",
-        "flags",
-        "size",
-        "nfds",
-        "fds",
-        "nbytes",
-        "reply_to",
-        "latency_ns",
-        "error",
-        "stream",
-        "offset",
-        "sha256",
-        "attrs",
-        "raw",
-        *BASE_KEYS,
-    )
-)
+FRAME_COLUMNS = frozenset((*COLUMNS, *TRAILING, *BASE_KEYS))
 """Columns that are not payload fields (so not repeated as key=value on the line)."""
 
 
