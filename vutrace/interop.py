@@ -66,14 +66,26 @@ class Processes:
 
 @dataclass
 class MigrationOutcome:
-    """A virtiofs live migration through two proxies."""
+    """A virtiofs live migration, through two proxies unless run with ``proxied=False``."""
 
-    source_capture: Path
-    destination_capture: Path
+    source_capture: Path | None
+    destination_capture: Path | None
     shared: Path
     destination_console: str
     query_migrate: dict
     logs: dict[str, str] = field(default_factory=dict)
+    qemu_traces: dict[str, Path] = field(default_factory=dict)
+    """QEMU's vhost_user_read/vhost_user_write trace per side ("src", "dst"), with ``trace_vhost_user``."""
+    qmp_events: dict[str, list[dict]] = field(default_factory=dict)
+    """The QMP events (STOP, RESUME, ... with QEMU's µs timestamps) each side sent while QMP was driven."""
+
+
+QEMU_VHOST_USER_TRACE = ("-trace", "vhost_user_read", "-trace", "vhost_user_write", "-msg", "timestamp=on")
+"""QEMU options that log every vhost-user message QEMU writes or reads, with a µs wall-clock time."""
+
+
+def qemu_trace_argv(trace_file: Path) -> list[str]:
+    return [*QEMU_VHOST_USER_TRACE, "-D", str(trace_file)]
 
 
 def virtiofs_migration(
@@ -84,11 +96,16 @@ def virtiofs_migration(
     virtiofsd_extra: Sequence[str] = (),
     source_proxy_extra: Sequence[str] = (),
     timeout: float = 90.0,
+    proxied: bool = True,
+    trace_vhost_user: bool = False,
 ) -> MigrationOutcome:
     """Source and destination QEMU + virtiofsd, each back-end behind a proxy; local live migration.
 
     With ``guest`` a Linux guest mounts the share, creates files and keeps two open; after the
-    migration the destination guest reads through a pre-migration FD.
+    migration the destination guest reads through a pre-migration FD. With ``proxied=False`` each
+    QEMU connects straight to its virtiofsd (no captures: the same run without vutrace). With
+    ``trace_vhost_user`` each QEMU logs the vhost-user messages it writes and reads (see
+    ``qemu_traces``).
     """
     workdir = procs.workdir
     shared = workdir / "shared"
@@ -96,21 +113,28 @@ def virtiofs_migration(
     (shared / ".vutrace-guest.sh").write_text(GUEST_SCRIPT)
     sockets = {name: workdir / f"{name}.sock" for name in ("vsrc", "vdst", "psrc", "pdst")}
     captures = {side: workdir / f"{side}.pcapng" for side in ("src", "dst")}
+    traces = {side: workdir / f"{side}.trace" for side in ("src", "dst")} if trace_vhost_user else {}
     vsrc = procs.start("virtiofsd-src", realpeers.virtiofsd_argv(peers, sockets["vsrc"], shared, virtiofsd_extra))
     vdst = procs.start("virtiofsd-dst", realpeers.virtiofsd_argv(peers, sockets["vdst"], shared, virtiofsd_extra))
+    started = [vsrc, vdst]
     realpeers.wait_for(lambda: sockets["vsrc"].exists() and sockets["vdst"].exists(), 15, "virtiofsd sockets")
-    psrc = procs.proxy("proxy-src", sockets["psrc"], sockets["vsrc"], captures["src"], *source_proxy_extra)
-    pdst = procs.proxy("proxy-dst", sockets["pdst"], sockets["vdst"], captures["dst"])
-    qsrc = procs.start(
-        "qemu-src",
-        realpeers.qemu_argv(peers, workdir, "src", realpeers.virtiofs_devices(sockets["psrc"]), guest=guest),
-    )
-    qdst = procs.start(
-        "qemu-dst",
-        realpeers.qemu_argv(
-            peers, workdir, "dst", realpeers.virtiofs_devices(sockets["pdst"]), guest=guest, incoming=True
-        ),
-    )
+    if proxied:
+        started.append(procs.proxy("proxy-src", sockets["psrc"], sockets["vsrc"], captures["src"], *source_proxy_extra))
+        started.append(procs.proxy("proxy-dst", sockets["pdst"], sockets["vdst"], captures["dst"]))
+        chardevs = {"src": sockets["psrc"], "dst": sockets["pdst"]}
+    else:
+        chardevs = {"src": sockets["vsrc"], "dst": sockets["vdst"]}
+
+    def qemu(side: str) -> Process:
+        argv = realpeers.qemu_argv(
+            peers, workdir, side, realpeers.virtiofs_devices(chardevs[side]), guest=guest, incoming=side == "dst"
+        )
+        if side in traces:
+            argv += qemu_trace_argv(traces[side])
+        return procs.start(f"qemu-{side}", argv)
+
+    qsrc, qdst = qemu("src"), qemu("dst")
+    started = [qsrc, qdst, *started]
     src_qmp = realpeers.QMP(workdir / "src.qmp")
     dst_qmp = realpeers.QMP(workdir / "dst.qmp")
     console_src, console_dst = workdir / "src.console", workdir / "dst.console"
@@ -130,15 +154,17 @@ def virtiofs_migration(
     finally:
         src_qmp.close()
         dst_qmp.close()
-        for process in (qsrc, qdst, vsrc, vdst, psrc, pdst):
+        for process in started:
             process.stop()
     return MigrationOutcome(
-        captures["src"],
-        captures["dst"],
+        captures["src"] if proxied else None,
+        captures["dst"] if proxied else None,
         shared,
         console_dst.read_text() if console_dst.exists() else "",
         info,
-        {p.name: p.output() for p in (qsrc, qdst, vsrc, vdst, psrc, pdst)},
+        {p.name: p.output() for p in started},
+        traces,
+        {"src": src_qmp.events, "dst": dst_qmp.events},
     )
 
 
