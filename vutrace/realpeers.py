@@ -228,8 +228,10 @@ def migrate(src: QMP, dst: QMP, uri: str, timeout: float = 60.0) -> dict:
 
     result = wait_for(finished, timeout, "the migration to complete", interval=0.1)
     wait_for(
-        lambda: dst.execute("query-migrate").get("status") == "completed"
-        or dst.execute("query-status").get("status") in ("running", "paused", "prelaunch"),
+        lambda: (
+            dst.execute("query-migrate").get("status") == "completed"
+            or dst.execute("query-status").get("status") in ("running", "paused", "prelaunch")
+        ),
         timeout,
         "the destination to finish loading",
         interval=0.1,
