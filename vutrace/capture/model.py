@@ -104,6 +104,8 @@ class EventName(StrEnum):
     STATE_OPEN = "state_open"
     STATE_CLOSE = "state_close"
     SHUTDOWN = "shutdown"
+    MESSAGE_TRUNCATED = "message_truncated"
+    MESSAGE_MODIFIED = "message_modified"
 
 
 @dataclass(frozen=True)
@@ -132,3 +134,6 @@ class CaptureRecord:
     attrs: dict = field(default_factory=dict)
     stream: int = 0
     """For STATE_CHUNK and state events: the number of the state transfer within the connection."""
+    late_fds: int = 0
+    """For MESSAGE: how many of ``fds`` arrived on a read after the one that returned the message's
+    first byte (the spec wants every FD on the sendmsg carrying the first header byte)."""
