@@ -1,12 +1,8 @@
 """The back-end's device-state stream: what the source writes and the destination verifies.
 
-Layout (little-endian)::
-
-    header   magic "VUTRSTAT", version u32, rings u32, seed u64, payload_size u64, config_generation u64
-    rings    per ring: last_avail u16, used_idx u16, flags u32 (bit 0 enabled), processed u64
-    payload  payload_size bytes: 64 KiB blocks, each = seed u64, block number u64, then bytes
-             of a PRNG stream seeded with ``seed`` (the same for every block)
-    digest   SHA-256 of everything before it
+The layout (header, ring table, seeded payload, SHA-256) is written down once, in
+``dissectors/state/sim.py``, which also decodes such streams in captures; this module takes the
+constants and the payload generator from there.
 
 The payload stands in for the bulk of a real back-end's state and lets a test
 pick any size from bytes to GiB. The destination regenerates it from the seed
@@ -16,22 +12,11 @@ and compares, and checks the digest, so a flipped byte anywhere is found.
 from __future__ import annotations
 
 import hashlib
-import random
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
+from dissectors.state.sim import DIGEST_SIZE, HEADER, MAGIC, MAX_RINGS, RING, RING_ENABLED, VERSION, payload_bytes
 from vutrace.sim.errors import TransferFailed
-
-MAGIC = b"VUTRSTAT"
-VERSION = 1
-HEADER = struct.Struct("<8sIIQQQ")
-RING = struct.Struct("<HHIQ")
-DIGEST_SIZE = 32
-BLOCK = 64 * 1024
-_BLOCK_HEAD = struct.Struct("<QQ")
-MAX_RINGS = 256
 
 
 @dataclass(frozen=True)
@@ -56,32 +41,14 @@ class DeviceSnapshot:
         return HEADER.size + RING.size * len(self.rings) + self.payload_size + DIGEST_SIZE
 
 
-@lru_cache(maxsize=4)
-def _block(seed: int) -> bytes:
-    return random.Random(seed).randbytes(BLOCK)
-
-
-def payload_bytes(seed: int, start: int, length: int) -> bytes:
-    """Bytes [start, start+length) of the payload stream for ``seed``."""
-    block = _block(seed)
-    out = []
-    position = start
-    end = start + length
-    while position < end:
-        number, within = divmod(position, BLOCK)
-        whole = _BLOCK_HEAD.pack(seed, number) + block[_BLOCK_HEAD.size :]
-        take = min(BLOCK - within, end - position)
-        out.append(whole[within : within + take])
-        position += take
-    return b"".join(out)
-
-
 def encode_stream(snapshot: DeviceSnapshot, chunk: int = 1 << 20) -> Iterator[bytes]:
     """The stream in pieces of at most ``chunk`` bytes (so GiB states never sit in memory)."""
     digest = hashlib.sha256()
     head = HEADER.pack(
         MAGIC, VERSION, len(snapshot.rings), snapshot.seed, snapshot.payload_size, snapshot.config_generation
-    ) + b"".join(RING.pack(r.last_avail, r.used_idx, int(r.enabled), r.processed) for r in snapshot.rings)
+    ) + b"".join(
+        RING.pack(r.last_avail, r.used_idx, RING_ENABLED if r.enabled else 0, r.processed) for r in snapshot.rings
+    )
     digest.update(head)
     yield head
     for start in range(0, snapshot.payload_size, chunk):
@@ -154,7 +121,8 @@ class StreamLoader:
         if len(self._head) < need:
             return view
         rings = tuple(
-            RingState(a, u, bool(f & 1), p) for a, u, f, p in RING.iter_unpack(bytes(self._head[HEADER.size :]))
+            RingState(a, u, bool(f & RING_ENABLED), p)
+            for a, u, f, p in RING.iter_unpack(bytes(self._head[HEADER.size :]))
         )
         self._snapshot = DeviceSnapshot(seed, payload_size, generation, rings)
         self._digest.update(self._head)
