@@ -46,6 +46,7 @@ COLUMNS = (
     "size",
     "nfds",
     "fds",
+    "late_fds",
     "nbytes",
     "reply_to",
     "latency_ns",
@@ -134,6 +135,7 @@ def frame_from_batch(
         "size": fields.pop("size"),
         "nfds": batch.nfds.astype(np.int64),
         "fds": fds,
+        "late_fds": batch.late_fds.astype(np.int64),
         "nbytes": _int_column(n, states, batch.state_length[states]),
         "reply_to": pd.arrays.IntegerArray(reply_to, reply_to < 0),
         "latency_ns": pd.arrays.IntegerArray(latency, reply_to < 0),
@@ -366,6 +368,7 @@ def record_row(record: CaptureRecord) -> dict[str, object]:
         "sender": record.sender,
         "nfds": len(record.fds),
         "fds": "; ".join(fd.describe() for fd in record.fds),
+        "late_fds": record.late_fds if record.kind == RecordKind.MESSAGE else 0,
         "stream": record.stream,
     }
     if record.kind == RecordKind.MESSAGE:

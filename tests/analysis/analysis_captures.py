@@ -52,20 +52,39 @@ class Conversation:
         self.ts += ns
         return self.ts
 
-    def message(self, data: bytes, sender: str, channel: str = "main", fds: tuple[FdInfo, ...] = ()) -> None:
+    def message(
+        self, data: bytes, sender: str, channel: str = "main", fds: tuple[FdInfo, ...] = (), late_fds: int = 0
+    ) -> None:
+        """A message; ``late_fds`` of its FDs came after the first byte of the header (the proxy counts them)."""
         self.records.append(
             CaptureRecord(
-                RecordKind.MESSAGE, self.tick(), self.conn, RecordChannel(channel), sender, data, fds, length=len(data)
+                RecordKind.MESSAGE,
+                self.tick(),
+                self.conn,
+                RecordChannel(channel),
+                sender,
+                data,
+                fds,
+                length=len(data),
+                late_fds=late_fds,
             )
         )
 
-    def request(self, name: str, *, fds: tuple[FdInfo, ...] = (), need_reply: bool = False, **fields: object) -> None:
+    def request(
+        self,
+        name: str,
+        *,
+        fds: tuple[FdInfo, ...] = (),
+        need_reply: bool = False,
+        late_fds: int = 0,
+        **fields: object,
+    ) -> None:
         """A front-end request on the main socket."""
-        self.message(encode(name, need_reply=need_reply, **fields), "frontend", fds=fds)
+        self.message(encode(name, need_reply=need_reply, **fields), "frontend", fds=fds, late_fds=late_fds)
 
-    def reply(self, name: str, *, fds: tuple[FdInfo, ...] = (), **fields: object) -> None:
+    def reply(self, name: str, *, fds: tuple[FdInfo, ...] = (), late_fds: int = 0, **fields: object) -> None:
         """A back-end reply on the main socket."""
-        self.message(encode(name, reply=True, **fields), "backend", fds=fds)
+        self.message(encode(name, reply=True, **fields), "backend", fds=fds, late_fds=late_fds)
 
     def ack(self, name: str, result: int = 0) -> None:
         self.reply(name, result=result)
@@ -86,9 +105,9 @@ class Conversation:
             self.ack(name)
 
     def backend_request(
-        self, name: str, *, need_reply: bool = False, fds: tuple[FdInfo, ...] = (), **fields: object
+        self, name: str, *, need_reply: bool = False, fds: tuple[FdInfo, ...] = (), late_fds: int = 0, **fields: object
     ) -> None:
-        self.message(encode(name, "backend", need_reply=need_reply, **fields), "backend", "backend", fds)
+        self.message(encode(name, "backend", need_reply=need_reply, **fields), "backend", "backend", fds, late_fds)
 
     def backend_reply(self, name: str, **fields: object) -> None:
         self.message(encode(name, "backend", reply=True, **fields), "frontend", "backend")

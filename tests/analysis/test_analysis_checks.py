@@ -109,6 +109,27 @@ def host_notifier(send_fd: bool) -> Build:
     return build
 
 
+def late_fds(late: int, channel: str = "main") -> Build:
+    """A message whose FDs (``late`` of them) arrived after the first byte: a SET_MEM_TABLE with two regions
+    from the front-end, or a back-end channel VRING_HOST_NOTIFIER_MSG."""
+
+    def build() -> Conversation:
+        if channel == "backend":
+            offered = VIRTIOFSD_PROTOCOL | bit(PF.HOST_NOTIFIER)
+            c = running(offered_protocol=offered, protocol=offered)
+            c.backend_request(
+                "VRING_HOST_NOTIFIER_MSG", fds=(MEMFD,), late_fds=late, vring=0, nofd=False, area_size=4096
+            )
+            return ended(c)
+        c = running()
+        table = [(i << 30, 1 << 20, 0x7F0000000000 + (i << 30), 0) for i in range(2)]
+        c.request("SET_MEM_TABLE", fds=(MEMFD, MEMFD), need_reply=True, late_fds=late, regions=table)
+        c.ack("SET_MEM_TABLE")
+        return ended(c)
+
+    return build
+
+
 def transfer_without(feature: PF | None) -> Build:
     def build() -> Conversation:
         protocol = VIRTIOFSD_PROTOCOL & ~bit(feature) if feature is not None else VIRTIOFSD_PROTOCOL
@@ -343,6 +364,7 @@ TRIGGERS: dict[str, list[Build]] = {
     "fd.too-many": [mem_table(9)],
     "fd.rem-mem-reg": [rem_mem_reg((MEMFD,))],
     "fd.backend-send-fd": [host_notifier(send_fd=False)],
+    "fd.not-on-first-byte": [late_fds(1), late_fds(2), late_fds(1, "backend")],
     "gate.not-negotiated": [transfer_without(PF.DEVICE_STATE), protocol_features_unoffered, iotlb_without_iommu],
     "features.not-offered": [features_acked(1 << 33)],
     "protocol-features.not-offered": [
@@ -383,6 +405,7 @@ NEAR_MISSES: dict[str, list[Build]] = {
     "fd.too-many": [mem_table(8)],
     "fd.rem-mem-reg": [rem_mem_reg(())],
     "fd.backend-send-fd": [host_notifier(send_fd=True)],
+    "fd.not-on-first-byte": [late_fds(0), late_fds(0, "backend")],
     "gate.not-negotiated": [transfer_without(None)],
     "features.not-offered": [features_acked(0)],
     "protocol-features.not-offered": [lambda: ended(_handshake(protocol=VIRTIOFSD_PROTOCOL))],
@@ -495,3 +518,14 @@ def test_cross_rules_need_a_source_and_a_destination(tmp_path: Path) -> None:
     assert "migration.ring-base" not in rule_ids(checks.check(first, second))
     src, dst = migration_pair(tmp_path, source(), destination(bases=(5, 8)))
     assert "migration.ring-base" in rule_ids(checks.check(dst, src)), "roles come from SAVE/LOAD, not the order"
+
+
+def test_late_fds_finding_names_the_message_and_the_count(tmp_path: Path) -> None:
+    capture = capture_of(tmp_path, late_fds(1)())
+    findings = checks.check(capture)
+    assert [f.rule for f in findings] == ["fd.not-on-first-byte"], [f.to_dict() for f in findings]
+    finding = findings[0]
+    row = capture.df.loc[finding.records[0].row]
+    assert (row["request"], row["late_fds"], row["nfds"]) == ("SET_MEM_TABLE", 1, 2)
+    assert finding.severity is Severity.ERROR and finding.section == "Communication"
+    assert "SET_MEM_TABLE request from the frontend: 1 of its 2 FD(s)" in finding.message

@@ -60,6 +60,8 @@ MESSAGES: list[tuple[str, str, bytes, tuple[FdInfo, ...]]] = [
     ("main", "frontend", bytes.fromhex("0100000001"), ()),
 ]
 """(channel, sender, message bytes, FDs) in conversation order, including an unknown id and a cut header."""
+LATE_FDS = {8: 1, 19: 1}
+"""Position in MESSAGES -> FDs that came after the first byte (SET_MEM_TABLE, VRING_HOST_NOTIFIER_MSG)."""
 
 STATE = b"\x01\x00\x02\x00" + bytes(range(256)) * 3
 
@@ -80,8 +82,9 @@ def sample_records(t0: int = T0, conn: int = 1) -> list[CaptureRecord]:
     )
     add(kind=RecordKind.EVENT, channel=RecordChannel.EVENT, sender="proxy", event=EventName.ACCEPT, attrs={"pid": 42})
     add(kind=RecordKind.EVENT, channel=RecordChannel.EVENT, sender="proxy", event=EventName.CONNECT, attrs={})
-    for channel, sender, data, fds in MESSAGES:
-        add(kind=RecordKind.MESSAGE, channel=RecordChannel(channel), sender=sender, data=data, fds=fds)
+    for index, (channel, sender, data, fds) in enumerate(MESSAGES):
+        late = LATE_FDS.get(index, 0)
+        add(kind=RecordKind.MESSAGE, channel=RecordChannel(channel), sender=sender, data=data, fds=fds, late_fds=late)
     add(kind=RecordKind.EVENT, channel=RecordChannel.EVENT, sender="proxy", event=EventName.BACKEND_CHANNEL_OPEN)
     add(kind=RecordKind.EVENT, channel=RecordChannel.EVENT, sender="proxy", event=EventName.STATE_OPEN, stream=1)
     for offset in range(0, len(STATE), 300):

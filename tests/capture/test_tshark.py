@@ -17,7 +17,15 @@ from vutrace.load import load
 TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (scripts/install-debs)")
 
-HEADER_FIELDS = ["frame.number", "vutrace.kind", "vutrace.channel", "vutrace.sender", "vutrace.conn", "vutrace.nfds"]
+HEADER_FIELDS = [
+    "frame.number",
+    "vutrace.kind",
+    "vutrace.channel",
+    "vutrace.sender",
+    "vutrace.conn",
+    "vutrace.nfds",
+    "vutrace.late_fds",
+]
 MESSAGE_FIELDS = [
     "vutrace.request",
     "vutrace.request_name",
@@ -87,8 +95,9 @@ def test_tshark_agrees_with_vutrace_on_every_record(capture: Path) -> None:
         assert int(got["vutrace.conn"]) == row["conn"]
         assert int(got["vutrace.nfds"]) == row["nfds"]
         if row["channel"] not in ("main", "backend"):
-            assert got["vutrace.request"] == ""
+            assert got["vutrace.request"] == "" and got["vutrace.late_fds"] == ""
             continue
+        assert int(got["vutrace.late_fds"]) == row["late_fds"]
         if row["request"] == "TRUNCATED":
             assert got["vutrace.request_name"] == ""
             continue
@@ -129,6 +138,8 @@ def test_display_filters(capture: Path) -> None:
         ('vutrace.request_name == "SET_VRING_ENABLE"', frame["request"] == "SET_VRING_ENABLE"),
         ("vutrace.channel == 2", frame["channel"] == "backend"),
         ("vutrace.nfds > 0", frame["nfds"] > 0),
+        ("vutrace.late_fds > 0", frame["late_fds"] > 0),
+        ("vutrace.fds_after_first_byte", frame["late_fds"] > 0),
         ("vutrace.kind == 2", frame["channel"] == "state"),
         ('vutrace.event.name == "disconnect"', frame["request"] == "disconnect"),
     ]:
@@ -151,3 +162,13 @@ def test_tshark_info_column(capture: Path) -> None:
     lines = result.stdout.splitlines()
     assert "vhost-user" in lines[0] and "#1 main GET_FEATURES" in lines[0]
     assert "GET_FEATURES reply features=0x8000000170000000" in lines[1]
+
+
+@needs_tshark
+def test_record_version_1_0_messages_have_no_late_fds_field() -> None:
+    """A capture written before late_fds existed (byte 28 reserved): the dissector leaves the field out."""
+    old = Path(__file__).resolve().parents[2] / "samples" / "dpdk-testpmd.pcapng"
+    rows = _fields(old, ["vutrace.minor", "vutrace.kind", "vutrace.late_fds"])
+    assert rows and {r["vutrace.minor"] for r in rows} == {"0"}
+    assert any(r["vutrace.kind"] == "1" for r in rows)
+    assert {r["vutrace.late_fds"] for r in rows} == {""}

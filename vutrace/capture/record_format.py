@@ -20,7 +20,10 @@ from vutrace.capture.model import CaptureRecord, FdAction, FdInfo, FdKind, Recor
 FORMAT_VERSION = 1
 """The capture format version documented in docs/capture-format.md."""
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1
+"""Minor 1 added ``late_fds`` (byte 28 of a MESSAGE's pseudo-header, reserved and 0 in minor 0)."""
+LATE_FDS_MINOR = 1
+"""The first minor version whose MESSAGE records carry ``late_fds``; readers take 0 from older records."""
 
 DISSECTOR_NAME = "vutrace"
 """Exported-PDU tag 12: the Wireshark dissector the packet is handed to."""
@@ -32,8 +35,9 @@ TAG_COL_PROT_TEXT = 33
 TAG_COL_INFO_TEXT = 36
 
 MAGIC = b"VUTR"
-COMMON = struct.Struct("<4sBBBBIBBHIIII")
-"""magic, major, minor, kind, channel, header_len, sender, nfds, flags, conn, stream, data_len, reserved."""
+COMMON = struct.Struct("<4sBBBBIBBHIIIB3x")
+"""magic, major, minor, kind, channel, header_len, sender, nfds, flags, conn, stream, data_len, late_fds (then 3
+reserved bytes)."""
 COMMON_SIZE = COMMON.size
 OFF_MAJOR = 4
 OFF_MINOR = 5
@@ -46,6 +50,7 @@ OFF_FLAGS = 14
 OFF_CONN = 16
 OFF_STREAM = 20
 OFF_DATA_LEN = 24
+OFF_LATE_FDS = 28
 
 STATE_PART = struct.Struct("<QQ32s")
 """STATE_CHUNK part at offset 32: stream offset, chunk length, SHA-256 (zeros unless FLAG_SHA256)."""
@@ -167,6 +172,7 @@ def encode_record(record: CaptureRecord) -> bytes:
     else:
         part = b""
     fds = b"".join(encode_fd(fd) for fd in record.fds)
+    _check_late_fds(record, kind)
     header_len = COMMON_SIZE + len(part) + len(fds)
     common = COMMON.pack(
         MAGIC,
@@ -181,9 +187,18 @@ def encode_record(record: CaptureRecord) -> bytes:
         record.conn,
         record.stream,
         len(record.data),
-        0,
+        record.late_fds,
     )
     return common + part + fds + record.data
+
+
+def _check_late_fds(record: CaptureRecord, kind: RecordKind) -> None:
+    """``late_fds`` counts some of a message's FDs; any other value cannot be stored."""
+    late = record.late_fds
+    if kind is not RecordKind.MESSAGE and late:
+        raise ValueError(f"late_fds={late} on a {kind.name} record (only messages have it)")
+    if not 0 <= late <= len(record.fds):
+        raise ValueError(f"late_fds={late} is not between 0 and the message's {len(record.fds)} FDs")
 
 
 def _sender_code(sender: str) -> int:

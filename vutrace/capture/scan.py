@@ -40,6 +40,8 @@ class RecordBatch:
     stream: np.ndarray
     flags: np.ndarray
     nfds: np.ndarray
+    late_fds: np.ndarray
+    """For messages: how many of the FDs came after the first byte (0 for other records and older minors)."""
     header: np.ndarray
     """Offset of each pseudo-header in ``buf``."""
     data_start: np.ndarray
@@ -91,6 +93,7 @@ class RecordBatch:
             "data": self.data(i),
             "fds": self.fds(i),
             "stream": int(self.stream[i]),
+            "late_fds": int(self.late_fds[i]),
         }
         if kind is RecordKind.STATE_CHUNK:
             common.update(offset=int(self.state_offset[i]), length=int(self.state_length[i]), sha256=self.sha256(i))
@@ -142,11 +145,15 @@ def scan(buf: bytes, packets: Packets, state: WalkState) -> RecordBatch:
     minimum = np.where(kind == RecordKind.EVENT, rf.COMMON_SIZE + rf.EVENT_PART.size, minimum)
     channel = at.u8[pos + rf.OFF_CHANNEL]
     sender = at.u8[pos + rf.OFF_SENDER]
+    nfds = at.u8[pos + rf.OFF_NFDS]
+    carries_late = (kind == RecordKind.MESSAGE) & (at.u8[pos + rf.OFF_MINOR] >= rf.LATE_FDS_MINOR)
+    late_fds = np.where(carries_late, at.u8[pos + rf.OFF_LATE_FDS], 0).astype(np.uint8)
     sound = (
         (header_len >= minimum)
         & (data_end <= end)
         & np.isin(channel, list(rf.CHANNEL_NAMES))
         & np.isin(sender, list(rf.SENDER_NAMES))
+        & (late_fds <= nfds)
     )
     _note(problems, ~sound, "malformed records (lengths or codes out of range)")
     keep = np.flatnonzero(sound)
@@ -167,7 +174,8 @@ def scan(buf: bytes, packets: Packets, state: WalkState) -> RecordBatch:
         conn=at.u32[pos + rf.OFF_CONN].astype(np.int64),
         stream=at.u32[pos + rf.OFF_STREAM].astype(np.int64),
         flags=at.u16[pos + rf.OFF_FLAGS] if len(pos) else np.zeros(0, np.uint16),
-        nfds=at.u8[pos + rf.OFF_NFDS],
+        nfds=nfds[keep],
+        late_fds=late_fds[keep],
         header=pos,
         data_start=data_start[keep],
         data_end=data_end[keep],

@@ -135,6 +135,8 @@ def render() -> str:
         "@FLAG_SHA256@": str(rf.FLAG_SHA256),
         "@FLAG_OMITTED@": str(rf.FLAG_DATA_OMITTED),
         "@FD_ENTRY_SIZE@": str(rf.FD_ENTRY.size),
+        "@OFF_LATE_FDS@": str(rf.OFF_LATE_FDS),
+        "@LATE_FDS_MINOR@": str(rf.LATE_FDS_MINOR),
         "@REGION_NAMES@": "{" + ", ".join(_lua_string(n) for n in payloads.REGION_NAMES) + "}",
     }
     text = TEMPLATE
@@ -178,6 +180,7 @@ F.channel = ProtoField.uint8("vutrace.channel", "Channel", base.DEC, CHANNELS)
 F.header_len = ProtoField.uint32("vutrace.header_len", "Pseudo-header length", base.DEC)
 F.sender = ProtoField.uint8("vutrace.sender", "Sender", base.DEC, SENDERS)
 F.nfds = ProtoField.uint8("vutrace.nfds", "FDs", base.DEC)
+F.late_fds = ProtoField.uint8("vutrace.late_fds", "FDs after the first byte", base.DEC)
 F.record_flags = ProtoField.uint16("vutrace.record_flags", "Record flags", base.HEX)
 F.conn = ProtoField.uint32("vutrace.conn", "Connection", base.DEC)
 F.stream = ProtoField.uint32("vutrace.stream", "State stream", base.DEC)
@@ -215,12 +218,14 @@ local E = {
         expert.group.MALFORMED, expert.severity.ERROR),
     version = ProtoExpert.new("vutrace.unknown_version", "Record of an unknown vutrace record version",
         expert.group.UNDECODED, expert.severity.NOTE),
+    late_fds = ProtoExpert.new("vutrace.fds_after_first_byte", "FDs arrived after the first byte of the message",
+        expert.group.PROTOCOL, expert.severity.WARN),
 }
 
 local all_fields = {}
 for _, field in pairs(F) do table.insert(all_fields, field) end
 p.fields = all_fields
-p.experts = {E.malformed, E.version}
+p.experts = {E.malformed, E.version, E.late_fds}
 
 local function hex64(range)
     local text = range:le_uint64():tohex():gsub("^0+(.)", "%1")
@@ -409,6 +414,7 @@ function p.dissector(tvb, pinfo, tree)
         pinfo.cols.info = "vutrace record version " .. major
         return len
     end
+    local minor = tvb(5, 1):uint()
     local kind = tvb(6, 1):uint()
     local channel = tvb(7, 1):uint()
     local header_len = tvb(8, 4):le_uint()
@@ -423,6 +429,13 @@ function p.dissector(tvb, pinfo, tree)
     hdr:add_le(F.header_len, tvb(8, 4))
     hdr:add(F.sender, tvb(12, 1))
     hdr:add(F.nfds, tvb(13, 1))
+    if kind == 1 and minor >= @LATE_FDS_MINOR@ then
+        local late = tvb(@OFF_LATE_FDS@, 1):uint()
+        hdr:add(F.late_fds, tvb(@OFF_LATE_FDS@, 1))
+        if late > 0 then
+            hdr:add_proto_expert_info(E.late_fds, late .. " of " .. nfds .. " FDs arrived after the first byte")
+        end
+    end
     hdr:add_le(F.record_flags, tvb(14, 2))
     hdr:add_le(F.conn, tvb(16, 4))
     hdr:add_le(F.stream, tvb(20, 4))

@@ -92,3 +92,22 @@ def backend_send_fd(ctx: CheckContext) -> Iterator[Hit]:
                 f"back-end channel {row['request']} carries {row['nfds']} FD(s) but BACKEND_SEND_FD is not negotiated",
                 (row["row"],),
             )
+
+
+@rule(
+    "fd.not-on-first-byte",
+    Severity.ERROR,
+    "FDs travel with the first byte of the message header",
+    "Communication",
+    "F4",
+)
+def not_on_first_byte(ctx: CheckContext) -> Iterator[Hit]:
+    for row in ctx.messages():
+        late = int(row.get("late_fds") or 0)
+        if late:
+            kind = "reply" if row.get("is_reply") else "request"
+            yield Hit(
+                f"{row['request']} {kind} from the {row['sender']}: {late} of its {row['nfds']} FD(s) arrived after "
+                "the first byte of the header; a receiver that reads FDs with the header loses them",
+                (row["row"],),
+            )
