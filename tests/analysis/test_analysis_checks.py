@@ -294,6 +294,31 @@ def vring_base_reply(name: str, **fields: int) -> Build:
     return build
 
 
+def get_vring_base(num: int, base: int = 3) -> Build:
+    """GET_VRING_BASE with ``num`` in its (reserved) request field, answered with ``base``; as DPDK
+    virtio-user 22.11 sends it for its second ring (num left over from the previous reply)."""
+
+    def build() -> Conversation:
+        c = running()
+        c.request("GET_VRING_BASE", vring=1, num=num)
+        c.reply("GET_VRING_BASE", vring=1, num=base)
+        return ended(c)
+
+    return build
+
+
+def set_vring_base(num: int, packed: bool = False) -> Build:
+    def build() -> Conversation:
+        c = Conversation()
+        qemu_handshake(c)
+        features = GUEST_FEATURES | (1 << 34 if packed else 0)
+        c.request("SET_FEATURES", features=features)
+        c.request("SET_VRING_BASE", vring=0, num=num)
+        return ended(c)
+
+    return build
+
+
 def ack_after(need_reply: bool) -> Build:
     def build() -> Conversation:
         c = running()
@@ -391,6 +416,8 @@ TRIGGERS: dict[str, list[Build]] = {
     "migration.state-size": [pair(loaded=STATE[:-10])],
     "migration.state-hash": [pair(loaded=bytes(reversed(STATE)))],
     "migration.ring-base": [pair(restarted=(5, 8))],
+    "ring.reserved-num": [get_vring_base(num=45472)],
+    "ring.split-base-reserved-bits": [set_vring_base(0x10005), get_vring_base(num=0, base=0x20003)],
 }
 
 NEAR_MISSES: dict[str, list[Build]] = {
@@ -426,6 +453,8 @@ NEAR_MISSES: dict[str, list[Build]] = {
     "migration.state-size": [pair()],
     "migration.state-hash": [pair()],
     "migration.ring-base": [pair(bases=(3, 9), restarted=(3, 9))],
+    "ring.reserved-num": [get_vring_base(num=0)],
+    "ring.split-base-reserved-bits": [set_vring_base(0xFFFF), set_vring_base(0x80008005, packed=True)],
 }
 
 

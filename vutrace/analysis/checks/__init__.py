@@ -1,19 +1,19 @@
 """The conformance checker: run the rule table over one capture, or a migration's two captures.
 
-Rule families live in one module each (framing, fds, replies, gating, migration, cross); importing
+Rule families live in one module each (framing, fds, replies, gating, rings, migration, cross); importing
 them fills ``RULES``. docs/checks.md explains every rule and why it is there.
 """
 
 from __future__ import annotations
 
-from vutrace.analysis.checks import cross, fds, framing, gating, migration, replies
+from vutrace.analysis.checks import cross, fds, framing, gating, migration, replies, rings
 from vutrace.analysis.checks.context import CheckContext
 from vutrace.analysis.checks.model import RULES, SEVERITY_ORDER, Finding, Hit, RecordRef, Rule, Severity
 from vutrace.analysis.frame import Capture
 from vutrace.analysis.timeline import side_timeline
 
 __all__ = ["Finding", "Rule", "Severity", "check", "has_errors", "rules"]
-FAMILIES = (framing, fds, replies, gating, migration, cross)
+FAMILIES = (framing, fds, replies, gating, rings, migration, cross)
 """Rule families in the order the table lists them."""
 
 
