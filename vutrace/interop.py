@@ -2,14 +2,18 @@
 
 Each scenario starts the real programs (see ``vutrace.realpeers``), puts a ``vutrace proxy``
 process in front of every back-end, drives the run and returns the capture paths plus what the
-programs themselves reported. The interop tests assert on the results; ``scripts/make-samples``
+programs themselves reported. Two scenarios put vutrace's own peers (``vutrace sim``) opposite
+real software: the reference front-end migrating virtiofsd's state, and the reference back-end
+serving DPDK's virtio-user. The interop tests assert on the results; ``scripts/make-samples``
 keeps the captures as samples.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -221,6 +225,14 @@ def forwarded_packets(testpmd_output: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+def forward_statistics(testpmd_output: str) -> dict[str, int]:
+    """Every counter of testpmd's final 'Accumulated forward statistics' block (RX-packets, TX-dropped, ...)."""
+    if "Accumulated forward statistics" not in testpmd_output:
+        return {}
+    final = testpmd_output.rsplit("Accumulated forward statistics", 1)[-1].split("\n\n", 1)[0]
+    return {name: int(value) for name, value in re.findall(r"([RT]X-[a-z]+):\s*(\d+)", final)}
+
+
 @dataclass
 class DatapathOutcome:
     capture: Path
@@ -288,3 +300,101 @@ def vhost_user_blk(peers: PeerPaths, procs: Processes, timeout: float = 90.0) ->
         proxy.stop()
         qsd.stop()
     return BlockOutcome(capture, disk, console.read_text())
+
+
+VUTRACE = (sys.executable, "-m", "vutrace.cli")
+"""The vutrace command line, run with this interpreter."""
+
+
+@dataclass
+class SimStateOutcome:
+    """vutrace's reference front-end saving a back-end's state on one socket and loading it on another."""
+
+    source_capture: Path
+    destination_capture: Path
+    returncode: int
+    result: dict
+    """The front-end's ``--json`` result (scenario, ok, checks, migration)."""
+    logs: dict[str, str] = field(default_factory=dict)
+
+
+def sim_frontend_virtiofsd(
+    peers: PeerPaths, procs: Processes, scenario: str = "migrate-state-only", timeout: float = 60.0
+) -> SimStateOutcome:
+    """``vutrace sim frontend`` drives two virtiofsd (each behind a proxy): set-up, SAVE + CHECK, LOAD + CHECK."""
+    workdir = procs.workdir
+    shared = workdir / "shared"
+    shared.mkdir(exist_ok=True)
+    sockets = {name: workdir / f"{name}.sock" for name in ("vsrc", "vdst", "psrc", "pdst")}
+    captures = {side: workdir / f"sim-{side}.pcapng" for side in ("src", "dst")}
+    started = [
+        procs.start("virtiofsd-src", realpeers.virtiofsd_argv(peers, sockets["vsrc"], shared)),
+        procs.start("virtiofsd-dst", realpeers.virtiofsd_argv(peers, sockets["vdst"], shared)),
+    ]
+    realpeers.wait_for(lambda: sockets["vsrc"].exists() and sockets["vdst"].exists(), 15, "virtiofsd sockets")
+    started.append(procs.proxy("proxy-src", sockets["psrc"], sockets["vsrc"], captures["src"]))
+    started.append(procs.proxy("proxy-dst", sockets["pdst"], sockets["vdst"], captures["dst"]))
+    argv = [*VUTRACE, "sim", "frontend", "--socket", str(sockets["psrc"]), "--dest-socket", str(sockets["pdst"])]
+    try:
+        run = subprocess.run(
+            [*argv, "--scenario", scenario, "--json"], capture_output=True, text=True, timeout=timeout, check=False
+        )
+    finally:
+        for process in reversed(started):
+            process.stop()
+    logs = {p.name: p.output() for p in started}
+    logs["sim-frontend"] = run.stdout + run.stderr
+    try:
+        result = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        result = {}
+    return SimStateOutcome(captures["src"], captures["dst"], run.returncode, result, logs)
+
+
+@dataclass
+class SimDatapathOutcome:
+    """DPDK testpmd's virtio-user front-end served by vutrace's reference back-end."""
+
+    capture: Path
+    statistics: dict[str, int]
+    """testpmd's accumulated forward statistics (RX-packets, TX-packets, TX-dropped, ...)."""
+    summary: dict
+    """The back-end's ``--json`` summary (events, per-ring request counts, transfers)."""
+    logs: dict[str, str]
+
+
+def sim_backend_testpmd(peers: PeerPaths, procs: Processes, seconds: float = 3.0) -> SimDatapathOutcome:
+    """testpmd virtio-user ↔ proxy ↔ ``vutrace sim backend``, io forwarding with ``--tx-first``."""
+    workdir = procs.workdir
+    backend_sock, proxy_sock, capture = workdir / "sim.sock", workdir / "proxy.sock", workdir / "sim-dpdk.pcapng"
+    backend = procs.start(
+        "sim-backend", [*VUTRACE, "sim", "backend", "--socket", str(backend_sock), "--queue-pairs", "1", "--json"]
+    )
+    realpeers.wait_for(lambda: backend_sock.exists() or not backend.alive(), 15, "the sim back-end's socket")
+    if not backend.alive():
+        raise RuntimeError(f"sim back-end exited: {backend.output()[-2000:]}")
+    proxy = procs.proxy("proxy", proxy_sock, backend_sock, capture)
+    frontend = procs.start(
+        "testpmd-frontend",
+        testpmd_argv(peers, "sim-fe", 0, f"net_virtio_user0,path={proxy_sock},queues=1", "--tx-first"),
+    )
+    try:
+        realpeers.wait_for(
+            lambda: "Port statistics" in frontend.output() or not frontend.alive(), 60, "the front-end datapath"
+        )
+        time.sleep(seconds)
+    finally:
+        frontend.stop(signal.SIGINT, timeout=20)
+        proxy.stop()
+        backend.stop(signal.SIGINT, timeout=20)
+    lines = backend.output().strip().splitlines()
+    try:
+        summary = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        summary = {}
+    return SimDatapathOutcome(
+        capture,
+        forward_statistics(frontend.output()),
+        summary,
+        {p.name: p.output() for p in (frontend, proxy, backend)},
+    )

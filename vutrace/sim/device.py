@@ -6,6 +6,11 @@ of the request) followed by the request bytes. The sequence number counts the
 requests the device processed on that ring over its whole life: it is device
 state, so after a migration or a reconnect the numbers continue, which the
 front-end checks.
+
+Chains of other drivers get the same rules: a chain with no device-readable
+descriptor (a net front-end's receive buffer) is an empty request and gets the
+56-byte response to it; a chain with no device-writable descriptor (a net
+front-end's transmit) is read, counted and returned with used length 0.
 """
 
 from __future__ import annotations
@@ -63,6 +68,10 @@ class EchoDevice:
     def handle(self, ring: int, request: bytes) -> bytes:
         self.processed[ring] += 1
         return response(ring, self.processed[ring], request)
+
+    def consume(self, ring: int) -> None:
+        """A request with no room for a response (e.g. a net front-end's transmit): counted, not answered."""
+        self.processed[ring] += 1
 
     def config_space(self) -> bytes:
         return CONFIG.pack(self.queue_pairs, self.rings, self.config_generation)

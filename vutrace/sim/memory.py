@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +29,19 @@ USER_BASE = 0x7F00_0000_0000
 
 def page_align(n: int) -> int:
     return (n + PAGE - 1) // PAGE * PAGE
+
+
+def store_u16(mm: mmap.mmap, offset: int, value: int) -> None:
+    """Publish a ring index (little-endian u16) with a single 16-bit store.
+
+    The other peer polls these indices while we write them. ``struct.pack_into`` zeroes the
+    field before it writes the value, so a poller can read 0 in between: DPDK's virtio-user
+    then took thousands of stale used entries for new packets. A memoryview item assignment
+    is one store of the whole field.
+    """
+    native = int.from_bytes(value.to_bytes(2, "little"), sys.byteorder)
+    with memoryview(mm)[offset : offset + 2] as field, field.cast("H") as index:
+        index[0] = native
 
 
 @dataclass(frozen=True)
@@ -79,8 +93,16 @@ class GuestMemory:
     def write(self, gpa: int, data: bytes) -> None:
         start = self.offset(gpa, len(data))
         self.mm[start : start + len(data)] = data
-        if self.driver_dirty is not None and data:
-            self.driver_dirty.update(range(gpa // VHOST_LOG_PAGE, (gpa + len(data) - 1) // VHOST_LOG_PAGE + 1))
+        self._track(gpa, len(data))
+
+    def store_u16(self, gpa: int, value: int) -> None:
+        """Publish a ring index with one store (see ``store_u16``)."""
+        store_u16(self.mm, self.offset(gpa, 2), value)
+        self._track(gpa, 2)
+
+    def _track(self, gpa: int, length: int) -> None:
+        if self.driver_dirty is not None and length:
+            self.driver_dirty.update(range(gpa // VHOST_LOG_PAGE, (gpa + length - 1) // VHOST_LOG_PAGE + 1))
 
     @property
     def end(self) -> int:

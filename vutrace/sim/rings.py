@@ -4,7 +4,12 @@ A ring is *started* by SET_VRING_KICK and *stopped* by GET_VRING_BASE; it is
 *enabled* by SET_VRING_ENABLE (or at once when SET_FEATURES lacks bit 30), as in
 the spec's "Ring states". The worker waits on every started ring's kick eventfd,
 then processes the available chains: enabled rings get echo responses,
-started-but-disabled rings are processed without side effects (used length 0).
+started-but-disabled rings are processed without side effects: requests are
+returned with used length 0, and buffers with nothing to read (a net
+front-end's receive buffers) are left in the ring. A ring that is enabled is
+looked at at once, without waiting for a kick. Each turn serves at most one
+ring's worth of chains, then the other rings get theirs: a driver that keeps a
+ring full (DPDK's receive ring) cannot starve the others.
 Used-ring and buffer writes are marked in the dirty log while logging is on.
 The message loop never closes an FD the worker may be polling: it hands it to
 ``retire`` and the worker closes it after it stopped polling it.
@@ -17,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dissectors.spec import VHOST_VRING_F_LOG
-from vutrace.sim.errors import GuestError, SimError
+from vutrace.sim.errors import GuestError, PeerTimeout, SimError
 from vutrace.sim.fds import close_all, drain, new_eventfd, notify, wait_readable
 from vutrace.sim.memory import MemoryTable
 from vutrace.sim.virtqueue import DeviceQueue
@@ -77,21 +82,29 @@ class RingWorker:
     def __init__(
         self,
         rings: list[BackendRing],
-        process: Callable[[BackendRing], None],
+        process: Callable[[BackendRing], bool],
         on_problem: Callable[[str], None],
     ) -> None:
+        """``process`` serves one turn of a ring and says whether chains are left for another turn."""
         self.rings = rings
         self.process = process
         self.on_problem = on_problem
         self._wake = new_eventfd()
         self._stop = False
         self._retired: list[int] = []
+        self._scheduled: set[int] = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="ring worker", daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
         notify(self._wake)
+
+    def schedule(self, index: int) -> None:
+        """Look at a ring on the next turn even without a kick (e.g. it was just enabled)."""
+        with self._lock:
+            self._scheduled.add(index)
+        self.wake()
 
     def retire(self, fd: int | None) -> None:
         """An FD the worker may still be polling: it closes it on its next turn.
@@ -116,21 +129,32 @@ class RingWorker:
         close_all([self._wake])
 
     def _run(self) -> None:
+        pending: set[int] = set()  # rings with chains left after their turn: served again without a kick
         while not self._stop:
             with self._lock:
                 close_all(self._retired)
                 self._retired.clear()
+                pending |= self._scheduled
+                self._scheduled.clear()
             kicks = {ring.kick: ring for ring in self.rings if ring.kick is not None}
-            ready = wait_readable([self._wake, *kicks], None, "kick")
+            try:
+                ready = wait_readable([self._wake, *kicks], 0 if pending else None, "kick")
+            except PeerTimeout:
+                ready = []
             if self._wake in ready:
                 drain(self._wake)
+            due, pending = pending, set()
             for fd in ready:
                 ring = kicks.get(fd)
-                if ring is None:
-                    continue
-                drain(fd)
+                if ring is not None:
+                    drain(fd)
+                    due.add(ring.index)
+            for index in sorted(due):
+                if self._stop:
+                    break
                 try:
-                    self.process(ring)
+                    if self.process(self.rings[index]):
+                        pending.add(index)
                 except SimError as error:
                     self.on_problem(str(error))
 

@@ -85,6 +85,9 @@ class Session:
     def fault(self, text: str) -> None:
         self.backend.report("fault", text)
 
+    def info(self, text: str) -> None:
+        self.backend.report("info", text)
+
     def run(self) -> None:
         try:
             while True:
@@ -273,12 +276,16 @@ class Session:
         try:
             self.table.clear()
             for region in regions:
-                self.table.add(Region(*region), message.take_fd())
+                self._map(Region(*region), message.take_fd())
             self._rebind_started()
         finally:
             for lock in locks:
                 lock.release()
         return 0
+
+    def _map(self, region: Region, fd: int) -> None:
+        self.table.add(region, fd)
+        self.info(f"memory region mapped: {_describe(region)}")
 
     def _region(self, record: dict) -> Region:
         return Region(record["guest_addr"], record["region_size"], record["user_addr"], record["mmap_offset"])
@@ -288,7 +295,7 @@ class Session:
         if len(self.table.regions) >= self.options.max_mem_slots:
             close_all([fd])
             raise GuestError(f"all {self.options.max_mem_slots} memory slots are in use")
-        self.table.add(self._region(record), fd)
+        self._map(self._region(record), fd)
         return 0
 
     def _on_rem_mem_reg(self, message: Received, record: dict) -> Outcome:
@@ -299,6 +306,7 @@ class Session:
             self.problem("REM_MEM_REG: rings are running; removing memory under them")
         if not self.table.remove(region):
             raise GuestError(f"no region matches guest 0x{region.guest_addr:x} size 0x{region.size:x}")
+        self.info(f"memory region unmapped: {_describe(region)}")
         return 0
 
     def _on_set_log_base(self, message: Received, record: dict) -> Outcome:
@@ -363,11 +371,14 @@ class Session:
         if record["num"]:
             self.problem(f"GET_VRING_BASE ring {ring.index}: num is reserved and must be 0, got {record['num']}")
         with ring.lock:
+            was_started = ring.started
             base = ring.stop()
             old, ring.kick = ring.kick, None
             self.worker.retire(old)
+        if was_started:
+            self.info(f"ring {ring.index} stopped: next avail {base}, used {ring.used_idx}")
         if not any(r.started for r in self.rings):
-            self.backend.report("info", "all rings stopped: device suspended")
+            self.info("all rings stopped: device suspended")
         return Reply({"vring": ring.index, "num": base})
 
     def _on_set_vring_kick(self, message: Received, record: dict) -> Outcome:
@@ -376,9 +387,15 @@ class Session:
             raise GuestError(f"ring {ring.index}: polling mode (no kick FD) is not supported")
         fd = self._take_fd(message, f"SET_VRING_KICK ring {ring.index}")
         with ring.lock:
+            was_started = ring.started
             old, ring.kick = ring.kick, fd
             self.worker.retire(old)
             ring.start(self.table)
+            base = ring.queue.last_avail if ring.queue is not None else ring.base
+        if was_started:
+            self.info(f"ring {ring.index}: kick FD replaced while started")
+        else:
+            self.info(f"ring {ring.index} started: size {ring.size}, next avail {base}")
         self.worker.wake()
         return 0
 
@@ -402,7 +419,12 @@ class Session:
         if record["num"] not in (0, 1):
             self.problem(f"SET_VRING_ENABLE ring {ring.index}: num must be 0 or 1, got {record['num']}")
         with ring.lock:
+            changed = ring.enabled != bool(record["num"])
             ring.enabled = bool(record["num"])
+        if changed:
+            self.info(f"ring {ring.index} {'enabled' if ring.enabled else 'disabled'}")
+        if ring.enabled:
+            self.worker.schedule(ring.index)
         return 0
 
     # Config space
@@ -520,24 +542,24 @@ class Session:
 
     # Running phase (ring worker thread)
 
-    def _process(self, ring: BackendRing) -> None:
+    def _process(self, ring: BackendRing) -> bool:
+        """Serve the chains waiting in a ring, at most one ring's worth per turn; True if more wait."""
         with ring.lock:
             queue = ring.queue
             if queue is None or self.closing:
-                return
+                return False
             handled = 0
             try:
-                while not self.closing and (count := queue.available()):
-                    for _ in range(count):
-                        chain = queue.pop()
-                        written = self._serve(ring, queue, chain) if ring.enabled else 0
-                        queue.push(chain.head, written, self._used_logger(ring))
-                        handled += 1
-                        self.processed += 1
-                        if self._disconnect_due():
-                            break
-                    if self.closing:
+                while handled < queue.size and not self.closing and not self._disconnect_due():
+                    if not queue.available():
                         break
+                    if not ring.enabled and not queue.peek().readable:
+                        break
+                    chain = queue.pop()
+                    written = self._serve(ring, queue, chain) if ring.enabled else 0
+                    queue.push(chain.head, written, self._used_logger(ring))
+                    handled += 1
+                    self.processed += 1
             except GuestError:
                 if ring.err is not None:
                     notify(ring.err)
@@ -545,17 +567,27 @@ class Session:
             finally:
                 if handled and ring.call is not None:
                     notify(ring.call)
+            more = handled == queue.size and not self.closing
         if self._disconnect_due():
             self._disconnect()
+            return False
+        return more
 
     def _serve(self, ring: BackendRing, queue: DeviceQueue, chain: Chain) -> int:
+        """The device's answer to one chain; returns the used length (bytes written)."""
         request = b"".join(queue.read(addr, length) for addr, length in chain.readable)
         if self.config_change_due:
             self._config_change()
+        if not chain.writable:
+            self.device.consume(ring.index)
+            return 0
         data = self.device.handle(ring.index, request)
         room = sum(length for _, length in chain.writable)
         if room < len(data):
-            raise GuestError(f"ring {ring.index}: response needs {len(data)} bytes, the writable buffers hold {room}")
+            self.problem(
+                f"ring {ring.index}: response needs {len(data)} bytes, the writable buffers hold {room}: cut short"
+            )
+            data = data[:room]
         log = self.log.mark if self._logging() else None
         offset = 0
         for addr, length in chain.writable:
@@ -623,3 +655,10 @@ class Session:
             self.log.close()
         self.table.clear()
         self.main.close()
+
+
+def _describe(region: Region) -> str:
+    return (
+        f"guest 0x{region.guest_addr:x}, 0x{region.size:x} bytes, user 0x{region.user_addr:x}, "
+        f"mmap offset 0x{region.mmap_offset:x}"
+    )

@@ -5,7 +5,8 @@ entries (addr u64, len u32, flags u16, next u16); the available ring (flags u16,
 idx u16, ring[size] u16, used_event u16); the used ring (flags u16, idx u16,
 ring[size] of (id u32, len u32), avail_event u16). Each request is a chain of
 two descriptors: the request buffer (device-readable) and the response buffer
-(device-writable). Indices are free-running 16-bit counters.
+(device-writable). Indices are free-running 16-bit counters, published with one
+16-bit store each (``memory.store_u16``) because the other peer polls them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vutrace.sim.errors import GuestError
-from vutrace.sim.memory import GuestMemory, MemoryTable, page_align
+from vutrace.sim.memory import GuestMemory, MemoryTable, page_align, store_u16
 
 DESC = struct.Struct("<QIHH")
 USED_ELEM = struct.Struct("<II")
@@ -100,14 +101,14 @@ class DriverQueue:
         write(self.layout.desc + (head + 1) * DESC.size, DESC.pack(response_gpa, self.slot_size // 2, F_WRITE, 0))
         write(self.layout.avail + 4 + 2 * (self.avail_idx % self.layout.size), U16.pack(head))
         self.avail_idx = (self.avail_idx + 1) & 0xFFFF
-        write(self.layout.avail + 2, U16.pack(self.avail_idx))
+        self.memory.store_u16(self.layout.avail + 2, self.avail_idx)
         self.submitted += 1
         pending = Pending(head, request, response_gpa, self.submitted)
         self.outstanding[head] = pending
         return pending
 
     def used_idx(self) -> int:
-        return U16.unpack(self.memory.read(self.layout.used + 2, 2))[0]
+        return U16.unpack_from(self.memory.mm, self.memory.offset(self.layout.used + 2, 2))[0]
 
     def harvest(self) -> list[tuple[Pending, bytes]]:
         """Collect the requests the device marked used since the last call, with their response bytes."""
@@ -177,10 +178,23 @@ class DeviceQueue:
             )
         return count
 
+    def peek(self) -> Chain:
+        """The next chain, left in the ring."""
+        return self._walk(self._head())
+
     def pop(self) -> Chain:
-        """Take the next chain; validates indices, flags and the chain length."""
-        head = self._u16(self._avail, 4 + 2 * (self.last_avail % self.size))
+        """Take the next chain; validates indices, flags and the chain length.
+
+        A chain that fails validation is taken all the same, so one bad chain cannot block the ring.
+        """
+        head = self._head()
         self.last_avail = (self.last_avail + 1) & 0xFFFF
+        return self._walk(head)
+
+    def _head(self) -> int:
+        return self._u16(self._avail, 4 + 2 * (self.last_avail % self.size))
+
+    def _walk(self, head: int) -> Chain:
         chain = Chain(head, [], [])
         index = head
         mm, base = self._desc
@@ -217,7 +231,7 @@ class DeviceQueue:
         slot = 4 + USED_ELEM.size * (self.used_idx % self.size)
         USED_ELEM.pack_into(mm, base + slot, head, written)
         self.used_idx = (self.used_idx + 1) & 0xFFFF
-        U16.pack_into(mm, base + 2, self.used_idx)
+        store_u16(mm, base + 2, self.used_idx)
         if log_used:
             log_used(slot, USED_ELEM.size)
             log_used(2, 2)
