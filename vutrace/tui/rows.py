@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vutrace.views.lines import format_duration, key_fields, missing
+from vutrace.views.lines import describe, format_duration, missing, problems
 
 DIRECTIONS = {"frontend": "F→B", "backend": "B→F", "proxy": "prx"}
 CHANNELS = {"main": "main", "backend": "back", "state": "state", "event": "event"}
@@ -65,19 +65,7 @@ def seconds(ts_ns: object, t0_ns: int) -> str:
 
 def summary(row: dict[str, object]) -> str:
     """What follows the request name: reply / need_reply, key fields, FDs, problems."""
-    parts = []
-    if row.get("is_reply"):
-        parts.append("reply")
-    if row.get("need_reply"):
-        parts.append("need_reply")
-    parts.extend(key_fields(row))
-    fds = row.get("fds")
-    if not missing(fds) and fds:
-        parts.append(f"fds=[{fds}]")
-    for label in ("error", "warning"):
-        text = row.get(label)
-        if not missing(text) and text:
-            parts.append(f"[{label}: {text}]")
+    parts = [*describe(row), *problems(row)]
     return " ".join(parts)
 
 

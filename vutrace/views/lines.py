@@ -109,22 +109,27 @@ def format_line(row: Mapping[str, object], *, t0_ns: int | None = 0, number: int
     else:
         clock = f"{(ts - t0_ns) / 1e9:12.6f}"
     parts = [f"{head}{clock} #{row.get('conn')} {row.get('channel'):<7} {direction:<19} {row.get('request')}"]
-    if row.get("is_reply"):
-        parts.append("reply")
-    if row.get("need_reply"):
-        parts.append("need_reply")
+    parts.extend(describe(row))
+    latency = row.get("latency_ns")
+    if not missing(latency):
+        parts.append(f"(+{format_duration(int(latency))})")
+    parts.extend(problems(row))
+    return " ".join(parts)
+
+
+def describe(row: Mapping[str, object]) -> list[str]:
+    """What follows the request name: reply / need_reply, the key fields, the FDs."""
+    parts = [flag for flag in ("reply", "need_reply") if row.get("is_reply" if flag == "reply" else flag)]
     parts.extend(key_fields(row))
     fds = row.get("fds")
     if not missing(fds) and fds:
         parts.append(f"fds=[{fds}]")
-    latency = row.get("latency_ns")
-    if not missing(latency):
-        parts.append(f"(+{format_duration(int(latency))})")
-    for label in ("error", "warning"):
-        text = row.get(label)
-        if not missing(text) and text:
-            parts.append(f"[{label}: {text}]")
-    return " ".join(parts)
+    return parts
+
+
+def problems(row: Mapping[str, object]) -> list[str]:
+    """The record's decode error and warning, bracketed."""
+    return [f"[{label}: {row[label]}]" for label in ("error", "warning") if not missing(row.get(label)) and row[label]]
 
 
 def format_record(record: CaptureRecord, *, t0_ns: int | None = None) -> str:
