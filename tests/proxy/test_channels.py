@@ -7,13 +7,19 @@ import os
 import select
 import socket
 import threading
+import time
 
 import pytest
 
 from dissectors.encode import encode
+from dissectors.records import decode
 from tests.proxy.conftest import Harness
 from tests.proxy.peers import Endpoint, read_fd_fully, read_some, write_fd_fully
+from vutrace import load
+from vutrace.analysis import throughput
+from vutrace.analysis.frame import Capture
 from vutrace.capture.model import FdAction, FdKind, RecordKind
+from vutrace.proxy import relay
 
 SAVE, LOAD = 0, 1
 
@@ -139,8 +145,10 @@ def check_state_records(harness: Harness, payload: bytes, direction: int, provid
     assert opened.attrs["provider"] == closed.attrs["provider"] == provider
     assert closed.attrs["direction"] == ("SAVE" if direction == SAVE else "LOAD")
     assert closed.attrs["bytes"] == len(payload)
-    assert closed.attrs["sha256"] == hashlib.sha256(payload).hexdigest()
     assert closed.attrs["reason"] == "eof"
+    assert "sha256" not in closed.attrs  # full capture: the analysis hashes the recorded bytes
+    (stream,) = throughput.streams(Capture(load(harness.capture), "capture", harness.capture))
+    assert (stream.sha256, stream.sha256_source) == (hashlib.sha256(payload).hexdigest(), "computed")
 
 
 def test_state_eof_reaches_the_reader_only_when_the_writer_closes(harness: Harness) -> None:
@@ -177,7 +185,101 @@ def test_hash_mode_records_chunk_digests_instead_of_bytes(make_harness) -> None:
     front.recv_message()
     payload = os.urandom(1 << 20)
     assert transfer(fe_end, be_end, payload) == payload
-    chunks = [r for r in harness.records() if r.kind is RecordKind.STATE_CHUNK]
+    records = harness.records()
+    chunks = [r for r in records if r.kind is RecordKind.STATE_CHUNK]
     assert all(c.data == b"" and c.sha256 for c in chunks)
     assert sum(c.length for c in chunks) == len(payload)
     assert all(c.sha256 == hashlib.sha256(payload[c.offset : c.offset + c.length]).digest() for c in chunks)
+    (closed,) = [r for r in records if r.event == "state_close"]
+    assert closed.attrs["sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+def start_transfer(front: Endpoint, back: Endpoint, direction: int) -> tuple[int, int]:
+    """SET_DEVICE_STATE_FD accepted without an FD: (front-end's end, back-end's end) of the relayed channel."""
+    fe_end, be_end = state_request(front, back, direction)
+    back.send(encode("SET_DEVICE_STATE_FD", reply=True, u64=0x100))
+    front.recv_message()
+    return fe_end, be_end
+
+
+def read_without_waiting(fd: int) -> tuple[bytes, bool]:
+    """Everything already in a pipe, and whether end-of-file follows it (no waiting for more)."""
+    os.set_blocking(fd, False)
+    data = bytearray()
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            return bytes(data), False
+        if not chunk:
+            return bytes(data), True
+        data += chunk
+
+
+def test_check_device_state_reaches_the_backend_after_the_end_of_the_loaded_state(harness: Harness) -> None:
+    front, back = harness.open()
+    for _ in range(5):
+        fe_end, be_end = start_transfer(front, back, LOAD)
+        payload = os.urandom(200_000)
+        write_fd_fully(fe_end, payload)
+        os.close(fe_end)
+        check = encode("CHECK_DEVICE_STATE")
+        front.send(check)  # right after closing, as QEMU does
+        assert back.recv_message() == (check, [])
+        assert read_without_waiting(be_end) == (payload, True)
+        os.close(be_end)
+        back.send(encode("CHECK_DEVICE_STATE", reply=True, result=0))
+        front.recv_message()
+
+
+def test_state_close_is_recorded_before_the_check_it_held_and_timestamps_follow_the_file(harness: Harness) -> None:
+    front, back = harness.open()
+    fe_end, be_end = start_transfer(front, back, SAVE)
+    assert transfer(be_end, fe_end, b"saved state" * 1000) == b"saved state" * 1000
+    front.send(encode("CHECK_DEVICE_STATE"))
+    back.recv_message()
+    back.send(encode("CHECK_DEVICE_STATE", reply=True, result=0))
+    front.recv_message()
+    records = harness.records()
+    order = [r.event or decode(r.data)["request"] for r in records if r.conn == 1]
+    reply_at = order.index("SET_DEVICE_STATE_FD", order.index("SET_DEVICE_STATE_FD") + 1)
+    assert order.index("state_open") > reply_at
+    assert order.index("state_close") < order.index("CHECK_DEVICE_STATE")
+    stamps = [r.ts_ns for r in records]
+    assert stamps == sorted(stamps)
+
+
+def test_check_held_too_long_goes_anyway_with_an_error_event(harness: Harness, monkeypatch) -> None:
+    monkeypatch.setattr(relay, "HOLD_TIMEOUT_S", 0.3)
+    front, back = harness.open()
+    fe_end, be_end = start_transfer(front, back, LOAD)  # the front-end never closes its end
+    check = encode("CHECK_DEVICE_STATE")
+    started = time.monotonic()
+    front.send(check)
+    assert back.recv_message() == (check, [])
+    assert time.monotonic() - started >= 0.3
+    os.close(fe_end)
+    os.close(be_end)
+    (error,) = harness.events("error")
+    assert "forwarded it anyway" in error.attrs["error"]
+
+
+def test_state_stream_into_a_socket_is_copied_with_backpressure(harness: Harness) -> None:
+    front, back = harness.open()
+    mine, theirs = socket.socketpair()  # not a pipe: no tee, the relay reads and writes
+    front.send(encode("SET_DEVICE_STATE_FD", direction=SAVE, phase=0), [theirs.fileno()])
+    theirs.close()
+    _, (be_end,) = back.recv_message()
+    back.send(encode("SET_DEVICE_STATE_FD", reply=True, u64=0x100))
+    front.recv_message()
+    payload = os.urandom(3 << 20)  # more than the socket buffer holds: the relay must wait for room
+    writer = threading.Thread(target=lambda: (write_fd_fully(be_end, payload), os.close(be_end)))
+    writer.start()
+    received = bytearray()
+    mine.settimeout(5)
+    while chunk := mine.recv(1 << 20):
+        received += chunk
+    writer.join()
+    mine.close()
+    assert received == payload
+    check_state_records(harness, payload, SAVE, provider="frontend")

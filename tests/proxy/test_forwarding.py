@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import os
+import socket
 import struct
 import threading
 import time
@@ -207,3 +209,53 @@ def test_loaded_capture_marks_undecodable_messages(harness: Harness) -> None:
     errors = messages["error"].isna().tolist()
     assert errors == [True, True, False, False]  # unknown id and 4 of 8 payload bytes are decode errors
     assert list(frame[frame["channel"] == "event"]["request"])[-2:] == ["disconnect", "shutdown"]
+
+
+def recv_first_byte(endpoint) -> tuple[bytes, list[int]]:
+    """One byte with whatever FDs the kernel delivers with it."""
+    data, ancdata, _, _ = endpoint.sock.recvmsg(1, socket.CMSG_SPACE(16 * 4))
+    fds = [fd for level, kind, payload in ancdata if kind == socket.SCM_RIGHTS for fd in array.array("i", payload)]
+    return data, fds
+
+
+def test_fds_sent_after_the_header_are_counted_late_and_forwarded_on_the_first_byte(harness: Harness) -> None:
+    front, back = harness.open()
+    message = encode("SET_MEM_TABLE", regions=[(0, 1 << 20, 0, 0), (1 << 20, 1 << 20, 0, 0)])
+    memfds = [os.memfd_create(f"late-{i}") for i in range(2)]
+    front.send(message[:12])  # header alone, no FDs
+    time.sleep(0.05)
+    front.send(message[12:], memfds)  # the payload carries the FDs
+    first, fds = recv_first_byte(back)
+    assert first == message[:1] and len(fds) == 2
+    assert [os.fstat(fd).st_ino for fd in fds] == [os.fstat(fd).st_ino for fd in memfds]
+    assert back.recv_exactly(len(message) - 1) == (message[1:], [])
+    for fd in memfds + fds:
+        os.close(fd)
+    (record,) = harness.messages()
+    assert (len(record.fds), record.late_fds) == (2, 2)
+
+
+def test_only_the_fds_after_the_first_read_are_late(harness: Harness) -> None:
+    front, back = harness.open()
+    message = encode("SET_VRING_KICK", vring=0)
+    early, late = os.eventfd(0), os.eventfd(0)
+    front.send(message[:6], [early])
+    time.sleep(0.05)
+    front.send(message[6:], [late])
+    data, fds = back.recv_message()
+    assert data == message and len(fds) == 2
+    for fd in (early, late, *fds):
+        os.close(fd)
+    (record,) = harness.messages()
+    assert (len(record.fds), record.late_fds) == (2, 1)
+
+
+def test_fds_on_the_first_byte_are_not_late(harness: Harness) -> None:
+    front, back = harness.open()
+    call = os.eventfd(0)
+    front.send(encode("SET_VRING_CALL", vring=0), [call])
+    _, fds = back.recv_message()
+    for fd in (call, *fds):
+        os.close(fd)
+    (record,) = harness.messages()
+    assert (len(record.fds), record.late_fds) == (1, 0)

@@ -1,7 +1,7 @@
 """Write and read vutrace capture files (pcapng, capture format version 1; see docs/capture-format.md).
 
 ``CaptureWriter`` streams records into a file: one Enhanced Packet Block per record, each
-written with a single ``write()`` straight to the OS (no user-space buffer), so another process
+written with a single ``writev()`` straight to the OS (no user-space buffer), so another process
 can follow the file while it grows and a writer killed at any moment leaves a file that reads
 up to its last complete record. ``read_records`` gives the records back.
 """
@@ -12,6 +12,7 @@ import contextlib
 import os
 import platform
 import stat
+import struct
 import threading
 import warnings
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from vutrace import __version__
 from vutrace.capture import blocks
 from vutrace.capture import record_format as rf
 from vutrace.capture.blocks import CaptureError, CaptureFormatError, CaptureWriteError, WalkState
-from vutrace.capture.model import CaptureRecord, RecordChannel
+from vutrace.capture.model import CaptureRecord, FdInfo, RecordChannel, RecordKind
 from vutrace.capture.scan import RecordBatch, scan
 
 __all__ = [
@@ -36,6 +37,16 @@ __all__ = [
 ]
 
 STATE_PAYLOADS = ("full", "hash")
+CACHED_MESSAGE_BYTES = 512
+"""Messages up to this size without FDs have their encoded block reused (most messages repeat)."""
+CACHED_BLOCKS = 4096
+_EPB_HEAD = struct.Struct("<IIIIIII")
+"""EPB: block type, total length, interface, timestamp high and low, captured and original length."""
+_EPB_TIMESTAMP = struct.Struct("<II")
+_EPB_TIMESTAMP_OFFSET = 12
+_EPB_FLAGS_OPTION = struct.Struct("<HHIHH")
+"""epb_flags (code, length 4, value), then opt_endofopt."""
+_BLOCK_TRAILER = struct.Struct("<I")
 
 
 class CaptureWarning(UserWarning):
@@ -73,53 +84,114 @@ class CaptureWriter:
         self._size = 0
         """Bytes of complete blocks in the file."""
         self._fd: int | None = _create(self.path, mode)
+        self._blocks: dict[tuple, bytes] = {}
+        """Encoded blocks of small FD-less messages, by everything but the timestamp (see write)."""
         try:
             self._write(
-                blocks.section_header(
-                    userappl=f"vutrace {__version__}",
-                    os_name=f"{platform.system()} {platform.release()}",
-                    hardware=platform.machine(),
-                    comment=f"vutrace capture format {rf.FORMAT_VERSION}",
-                )
+                [
+                    blocks.section_header(
+                        userappl=f"vutrace {__version__}",
+                        os_name=f"{platform.system()} {platform.release()}",
+                        hardware=platform.machine(),
+                        comment=f"vutrace capture format {rf.FORMAT_VERSION}",
+                    )
+                ]
             )
         except BaseException:
             self.close()
             raise
 
     def write(self, record: CaptureRecord) -> None:
-        """Append one record (one EPB, plus the IDB of a connection's channel the first time it is seen)."""
+        """Append one record (one EPB, plus the IDB of a connection's channel the first time it is seen).
+
+        The block goes to the OS in one ``writev`` of its parts (the record's bytes are not copied).
+        A small message without FDs that was written before (same connection, channel, sender and
+        bytes) reuses its encoded block with the new timestamp.
+        """
         stored = rf.state_record(record, self.state_payload)
-        packet = rf.exported_pdu_tags(stored.kind, rf.info_text(stored)) + rf.encode_record(stored)
-        channel = RecordChannel(stored.channel)
         direction = rf.EPB_DIRECTION.get(stored.sender, 0)
+        cache_key = None
+        if stored.kind == RecordKind.MESSAGE and not stored.fds and len(stored.data) <= CACHED_MESSAGE_BYTES:
+            cache_key = (stored.conn, stored.channel, stored.sender, stored.stream, stored.late_fds, stored.data)
+            block = self._blocks.get(cache_key)
+            if block is not None:
+                self._write_stamped(block, stored.ts_ns)
+                return
         with self._lock:
             if self._fd is None:
                 raise ValueError("write to a closed CaptureWriter")
-            key = (stored.conn, channel.value)
+            key = (stored.conn, stored.channel)
             interface = self._interfaces.get(key)
-            prefix = b""
+            parts: list[bytes | bytearray] = []
             if interface is None:
                 interface = len(self._interfaces)
-                prefix = blocks.interface_description(
-                    f"vu:{self.socket_path}#{stored.conn}/{channel.value}",
-                    f"vutrace: {channel.value} channel of connection {stored.conn}",
+                channel = RecordChannel(stored.channel).value
+                parts.append(
+                    blocks.interface_description(
+                        f"vu:{self.socket_path}#{stored.conn}/{channel}",
+                        f"vutrace: {channel} channel of connection {stored.conn}",
+                    )
                 )
-            self._write(prefix + blocks.enhanced_packet(interface, stored.ts_ns, packet, direction))
+            block_parts = _epb_parts(interface, stored, direction)
+            self._write(parts + block_parts)
             self._interfaces[key] = interface
+            if cache_key is not None:
+                if len(self._blocks) >= CACHED_BLOCKS:
+                    self._blocks.clear()
+                self._blocks[cache_key] = b"".join(block_parts)
 
-    def _write(self, data: bytes) -> None:
+    def write_message(
+        self,
+        ts_ns: int,
+        conn: int,
+        channel: str,
+        sender: str,
+        data: bytes,
+        fds: tuple[FdInfo, ...] = (),
+        late_fds: int = 0,
+    ) -> None:
+        """``write`` of a MESSAGE record with these fields, without building the record when its block is cached."""
+        block = self._blocks.get((conn, channel, sender, 0, late_fds, data)) if not fds else None
+        if block is None:
+            record = CaptureRecord(
+                kind=RecordKind.MESSAGE,
+                ts_ns=ts_ns,
+                conn=conn,
+                channel=RecordChannel(channel),
+                sender=sender,
+                data=data,
+                fds=fds,
+                late_fds=late_fds,
+            )
+            self.write(record)
+        else:
+            self._write_stamped(block, ts_ns)
+
+    def _write_stamped(self, block: bytes, ts_ns: int) -> None:
+        """Write a cached block with its timestamp set to ``ts_ns``."""
+        stamped = bytearray(block)
+        _EPB_TIMESTAMP.pack_into(stamped, _EPB_TIMESTAMP_OFFSET, ts_ns >> 32 & 0xFFFFFFFF, ts_ns & 0xFFFFFFFF)
+        with self._lock:
+            if self._fd is None:
+                raise ValueError("write to a closed CaptureWriter")
+            self._write([stamped])
+
+    def _write(self, parts: list[bytes | bytearray]) -> None:
         """Write whole blocks; if that fails (disk full...), cut the file back to its last complete block."""
         assert self._fd is not None
-        view = memoryview(data)
+        total = sum(map(len, parts))
         try:
-            while view:
-                view = view[os.write(self._fd, view) :]
+            written = os.writev(self._fd, parts)
+            if written < total:
+                rest = memoryview(b"".join(parts))[written:]
+                while rest:
+                    rest = rest[os.write(self._fd, rest) :]
         except BaseException:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._size)
                 os.lseek(self._fd, self._size, os.SEEK_SET)
             raise
-        self._size += len(data)
+        self._size += total
 
     def close(self) -> None:
         with self._lock:
@@ -136,6 +208,19 @@ class CaptureWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _epb_parts(interface: int, record: CaptureRecord, direction: int) -> list[bytes]:
+    """An EPB for ``record`` as the parts to write one after the other (the record's bytes unjoined)."""
+    tags_and_header = rf.exported_pdu_tags(record.kind, rf.info_text(record)) + rf.encode_pseudo_header(record)
+    length = len(tags_and_header) + len(record.data)
+    pad = -length % 4
+    options = _EPB_FLAGS_OPTION.pack(blocks.EPB_FLAGS, 4, direction, blocks.OPT_END, 0) if direction else b""
+    total = _EPB_HEAD.size + length + pad + len(options) + _BLOCK_TRAILER.size
+    ts = record.ts_ns
+    head = _EPB_HEAD.pack(blocks.EPB_TYPE, total, interface, ts >> 32 & 0xFFFFFFFF, ts & 0xFFFFFFFF, length, length)
+    tail = b"\0" * pad + options + _BLOCK_TRAILER.pack(total)
+    return [head, tags_and_header, record.data, tail] if record.data else [head + tags_and_header + tail]
 
 
 def _create(path: Path, mode: int) -> int:

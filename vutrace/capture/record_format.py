@@ -157,6 +157,11 @@ def encode_record(record: CaptureRecord) -> bytes:
 
     A state chunk with a length but no bytes is marked FLAG_DATA_OMITTED (hash mode).
     """
+    return encode_pseudo_header(record) + record.data
+
+
+def encode_pseudo_header(record: CaptureRecord) -> bytes:
+    """The pseudo-header of a record: what :func:`encode_record` puts before the record's bytes."""
     kind = RecordKind(record.kind)
     flags = 0
     if kind is RecordKind.STATE_CHUNK:
@@ -189,7 +194,7 @@ def encode_record(record: CaptureRecord) -> bytes:
         len(record.data),
         record.late_fds,
     )
-    return common + part + fds + record.data
+    return common + part + fds
 
 
 def _check_late_fds(record: CaptureRecord, kind: RecordKind) -> None:

@@ -1,14 +1,21 @@
 """One proxied vhost-user connection: the main socket relay plus the channels it interposes.
 
-The main socket is relayed as is, except for three messages:
+Everything of a connection (both directions of the main socket, every back-end channel, every
+device-state transfer) runs on one event loop thread (:mod:`vutrace.proxy.loop`). The main socket
+is relayed as is, except for four messages:
 
 * ``SET_BACKEND_REQ_FD`` (front-end request): the back-end gets one end of a proxy socketpair
   instead of the front-end's socket, and a :class:`~vutrace.proxy.relay.Link` relays the
   back-end channel between them. A later ``SET_BACKEND_REQ_FD`` replaces (closes) the earlier relay.
 * ``SET_DEVICE_STATE_FD`` (front-end request and its reply): the back-end gets one end of a
-  proxy pipe; when the reply accepts the transfer, a :class:`~vutrace.proxy.state.StateStream`
-  relays between the front-end's FD and the proxy pipe. If the reply returns the back-end's own
-  FD, that FD is interposed instead and the front-end gets the proxy's pipe end.
+  proxy pipe, made when the request arrives; when the reply accepts the transfer, a
+  :class:`~vutrace.proxy.state.StateStream` relays between the front-end's FD and the proxy pipe,
+  starting as soon as the reply is out. If the reply returns the back-end's own FD, that FD is
+  interposed instead and the front-end gets the proxy's pipe end.
+* ``CHECK_DEVICE_STATE`` (front-end request): the front-end sends it after closing its end of
+  the state channel (LOAD) or reading end-of-file (SAVE). It is held until every state relay of
+  the connection has passed end-of-file on, so the back-end sees the same order as directly
+  (at most HOLD_TIMEOUT_S, then it goes with an ``error`` event).
 * ``GET_PROTOCOL_FEATURES`` (back-end reply): bits given with ``hide_protocol_features`` are
   cleared, the only case where the proxy changes bytes; the record holds the forwarded bytes and a
   ``message_modified`` event the original ones.
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,13 +44,18 @@ from dissectors.spec import (
 from vutrace.capture.model import EventName, FdAction, FdKind, RecordChannel
 from vutrace.proxy.fdinfo import describe
 from vutrace.proxy.framing import close_fds
+from vutrace.proxy.loop import EventLoop
+from vutrace.proxy.pipes import make_pipe
 from vutrace.proxy.recorder import Recorder
-from vutrace.proxy.relay import Link, Outgoing, RelayEnd
-from vutrace.proxy.state import LOAD, SAVE, StateStream, make_pipe
+from vutrace.proxy.relay import Interceptor, Link, Outgoing, RelayEnd
+from vutrace.proxy.state import LOAD, SAVE, StateStream
 
 SET_BACKEND_REQ_FD = by_name(Channel.MAIN, "SET_BACKEND_REQ_FD").id
 SET_DEVICE_STATE_FD = by_name(Channel.MAIN, "SET_DEVICE_STATE_FD").id
+CHECK_DEVICE_STATE = by_name(Channel.MAIN, "CHECK_DEVICE_STATE").id
 GET_PROTOCOL_FEATURES = by_name(Channel.MAIN, "GET_PROTOCOL_FEATURES").id
+FRONTEND_INTERCEPTED = frozenset({SET_BACKEND_REQ_FD, SET_DEVICE_STATE_FD, CHECK_DEVICE_STATE})
+BACKEND_INTERCEPTED = frozenset({SET_DEVICE_STATE_FD, GET_PROTOCOL_FEATURES})
 
 
 def _layout(kind: Payload) -> struct.Struct:
@@ -63,6 +75,8 @@ class Options:
 
     hide_protocol_features: int = 0
     """Mask of protocol feature bits cleared in GET_PROTOCOL_FEATURES replies (negative tests)."""
+    hash_state: bool = False
+    """Record device-state chunks by length and SHA-256 (and hash each whole stream) instead of their bytes."""
 
 
 @dataclass
@@ -107,70 +121,85 @@ class Connection:
         self.recorder = recorder
         self.options = options
         self._on_finished = on_finished
-        self._lock = threading.Lock()
+        self.loop = EventLoop(f"conn-{number}", on_error=self._loop_error, deferred=recorder)
+        self._streams: set[StateStream] = set()
+        """Device-state relays still running (loop thread only, like everything below)."""
+        self._stream_count = 0
         self._pending: _PendingState | None = None
         self._backend_channel: Link | None = None
-        self._channels: set[Link] = set()
-        self._streams: set[StateStream] = set()
-        self._stream_count = 0
-        self._main_closed = False
         self.main = Link(
             frontend,
             backend,
+            loop=self.loop,
             conn=number,
             channel=RecordChannel.MAIN,
             a_sender=FRONTEND,
             b_sender=BACKEND,
             recorder=recorder,
-            on_closed=self._main_closed_cb,
-            intercept_a=self._from_frontend,
-            intercept_b=self._from_backend,
+            on_closed=self._main_closed,
+            intercept_a=Interceptor(FRONTEND_INTERCEPTED, self._from_frontend),
+            intercept_b=Interceptor(BACKEND_INTERCEPTED, self._from_backend),
         )
+        self._links: set[Link] = {self.main}
+        """Open links (main and back-end channels); only touched on the loop thread."""
 
     def start(self) -> None:
         self.main.start()
+        self.loop.start()
 
     def stop(self) -> None:
         """Close everything of this connection (proxy shutdown)."""
-        with self._lock:
-            channels = list(self._channels)
-            streams = list(self._streams)
-        self.main.abort()
-        for link in channels:
-            link.abort()
-        for stream in streams:
-            stream.stop()
+        self.loop.call_soon(self._close_everything)
 
     def join(self, timeout: float) -> bool:
-        with self._lock:
-            parts = [self.main, *self._channels, *self._streams]
-        return all(part.join(timeout) for part in parts)
+        return self.loop.join(timeout)
 
-    @property
-    def finished(self) -> bool:
-        with self._lock:
-            return self._main_closed and not self._channels and not self._streams
+    # -- links and streams (loop thread) ----------------------------------------------------------
 
-    def _check_finished(self) -> None:
-        if self.finished:
-            self._on_finished(self)
+    def _close_everything(self) -> None:
+        for link in list(self._links):
+            link.abort()
+        for stream in list(self._streams):
+            stream.stop()
 
-    def _main_closed_cb(self, link: Link, end: RelayEnd) -> None:
-        with self._lock:
-            self._main_closed = True
-            pending, self._pending = self._pending, None
+    def _part_closed(self) -> None:
+        if self._links or self._streams:
+            return
+        self.loop.finish()
+        self._on_finished(self)
+
+    def _link_closed(self, link: Link) -> None:
+        self._links.discard(link)
+        self._part_closed()
+
+    def _loop_error(self, error: BaseException) -> None:
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        self.recorder.event(
+            EventName.ERROR,
+            self.number,
+            error=f"proxy bug, connection closed: {error!r} at {where.filename}:{where.lineno}",
+        )
+        self._close_everything()
+
+    def _main_closed(self, link: Link, end: RelayEnd) -> None:
+        pending, self._pending = self._pending, None
         if pending:
             pending.close()
         counts = {f"{relay.sender}_messages": relay.messages for relay in link.relays}
         self.recorder.event(EventName.DISCONNECT, self.number, **end_attrs(end), **counts)
-        self._check_finished()
+        self._link_closed(link)
 
     def _from_frontend(self, header: Header, message: memoryview, fds: list[int]) -> Outgoing | None:
-        if header.is_reply or len(fds) != 1:
+        if header.is_reply:
             return None
-        if header.request == SET_BACKEND_REQ_FD:
+        request = header.request
+        if request == CHECK_DEVICE_STATE:
+            return self._hold_check(message, fds)
+        if len(fds) != 1:
+            return None
+        if request == SET_BACKEND_REQ_FD:
             return self._interpose_backend_channel(message, fds[0])
-        if header.request == SET_DEVICE_STATE_FD and header.size >= _STATE_PARAMS.size:
+        if request == SET_DEVICE_STATE_FD and header.size >= _STATE_PARAMS.size:
             return self._interpose_state_request(message, fds[0])
         return None
 
@@ -187,6 +216,8 @@ class Connection:
             return self._hide_protocol_features(message, fds)
         return None
 
+    # -- back-end request channel -----------------------------------------------------------------
+
     def _interpose_backend_channel(self, message: memoryview, fd: int) -> Outgoing | None:
         info = describe(fd, FdAction.SUBSTITUTED)
         if info.kind is not FdKind.SOCKET:
@@ -196,6 +227,7 @@ class Connection:
         link = Link(
             proxy_end,
             frontend_side,
+            loop=self.loop,
             conn=self.number,
             channel=RecordChannel.BACKEND,
             a_sender=BACKEND,
@@ -210,9 +242,8 @@ class Connection:
                 proxy_end.close()
                 frontend_side.close()
                 return
-            with self._lock:
-                replaced, self._backend_channel = self._backend_channel, link
-                self._channels.add(link)
+            replaced, self._backend_channel = self._backend_channel, link
+            self._links.add(link)
             if replaced:
                 replaced.abort("replaced")
             self.recorder.event(EventName.BACKEND_CHANNEL_OPEN, self.number, frontend_fd=info.describe())
@@ -221,56 +252,47 @@ class Connection:
         return Outgoing(message, [backend_end.fileno()], [], (info,), on_sent=sent)
 
     def _channel_closed(self, link: Link, end: RelayEnd) -> None:
-        with self._lock:
-            self._channels.discard(link)
-            if self._backend_channel is link:
-                self._backend_channel = None
+        if self._backend_channel is link:
+            self._backend_channel = None
         self.recorder.event(EventName.BACKEND_CHANNEL_CLOSE, self.number, **end_attrs(end))
-        self._check_finished()
+        self._link_closed(link)
+
+    # -- device state -----------------------------------------------------------------------------
 
     def _interpose_state_request(self, message: memoryview, fd: int) -> Outgoing | None:
         direction, _phase = _STATE_PARAMS.unpack_from(message, HEADER_SIZE)
         if direction not in (SAVE, LOAD):
             return None
-        info = describe(fd, FdAction.SUBSTITUTED)
         r, w = make_pipe()
         if direction == SAVE:  # the front-end reads what the back-end writes into our pipe
             pending, given = _PendingState(direction, src=r, dst=fd), w
         else:  # the back-end reads our pipe, we fill it from the front-end's
             pending, given = _PendingState(direction, src=fd, dst=w), r
-        with self._lock:
-            replaced, self._pending = self._pending, pending
+        replaced, self._pending = self._pending, pending
         if replaced:
             replaced.close()
 
         def sent(delivered: bool) -> None:
-            if delivered:
-                return
-            with self._lock:
-                mine = self._pending is pending
-                if mine:
-                    self._pending = None
-            if mine:
+            if not delivered and self._pending is pending:
+                self._pending = None
                 pending.close()
 
-        return Outgoing(message, [given], [given], (info,), on_sent=sent)
+        return Outgoing(message, [given], [given], fd_action=FdAction.SUBSTITUTED, on_sent=sent)
 
     def _state_reply(self, message: memoryview, fds: list[int]) -> Outgoing | None:
-        """Start relaying the accepted transfer once the reply is forwarded (the capture lists the reply first)."""
+        """Forward the reply, then start relaying the accepted transfer here (the capture lists the reply first)."""
         (value,) = _STATE_RESULT.unpack_from(message, HEADER_SIZE)
-        with self._lock:
-            pending, self._pending = self._pending, None
+        pending, self._pending = self._pending, None
         if pending is None:
             return None
         if value & DEVICE_STATE_ERROR_MASK or len(fds) > 1:
             pending.close()
             return None
         if not fds:
-            src, dst, provider, given, infos = pending.src, pending.dst, FRONTEND, [], ()
+            src, dst, provider, given = pending.src, pending.dst, FRONTEND, []
         else:
             pending.close()
             provided = fds[0]
-            infos = (describe(provided, FdAction.SUBSTITUTED),)
             r, w = make_pipe()
             if pending.direction == SAVE:  # the front-end will read our pipe; we fill it from the back-end's FD
                 src, dst, given = provided, w, [r]
@@ -284,28 +306,39 @@ class Connection:
             else:
                 close_fds((src, dst))
 
-        return Outgoing(message, given, given, infos, on_sent=sent)
+        return Outgoing(message, given, given, fd_action=FdAction.SUBSTITUTED, on_sent=sent)
 
     def _start_stream(self, direction: int, provider: str, src: int, dst: int) -> None:
-        with self._lock:
-            self._stream_count += 1
-            stream = StateStream(
-                conn=self.number,
-                stream=self._stream_count,
-                direction=direction,
-                provider=provider,
-                src=src,
-                dst=dst,
-                recorder=self.recorder,
-                on_closed=self._stream_closed,
-            )
-            self._streams.add(stream)
+        self._stream_count += 1
+        stream = StateStream(
+            loop=self.loop,
+            conn=self.number,
+            stream=self._stream_count,
+            direction=direction,
+            provider=provider,
+            src=src,
+            dst=dst,
+            recorder=self.recorder,
+            hash_payload=self.options.hash_state,
+            on_finished=self._stream_finished,
+        )
+        self._streams.add(stream)
         stream.start()
 
-    def _stream_closed(self, stream: StateStream) -> None:
-        with self._lock:
-            self._streams.discard(stream)
-        self._check_finished()
+    def _streams_finished(self) -> bool:
+        return not self._streams
+
+    def _hold_check(self, message: memoryview, fds: list[int]) -> Outgoing | None:
+        if self._streams_finished():
+            return None
+        return Outgoing(message, fds, fds, hold=self._streams_finished, hold_reason="the device-state relay to end")
+
+    def _stream_finished(self, stream: StateStream) -> None:
+        self._streams.discard(stream)
+        self.main.recheck_holds()
+        self._part_closed()
+
+    # -- negative tests ---------------------------------------------------------------------------
 
     def _hide_protocol_features(self, message: memoryview, fds: list[int]) -> Outgoing | None:
         (value,) = _PROTOCOL_FEATURES.unpack_from(message, HEADER_SIZE)
@@ -320,4 +353,4 @@ class Connection:
             "forwarded": data.hex(),
             "hidden": feature_names(hidden, PROTOCOL_FEATURE_NAMES),
         }
-        return Outgoing(bytes(data), fds, fds, tuple(describe(fd) for fd in fds), modified=modified)
+        return Outgoing(bytes(data), fds, fds, modified=modified)

@@ -82,11 +82,3 @@ def describe(fd: int, action: FdAction = FdAction.PASSED) -> FdInfo:
         memfd_name=memfd_name(target),
         seals=seals_of(fd) if kind is FdKind.MEMFD else None,
     )
-
-
-def is_pipe(fd: int) -> bool:
-    """True when ``fd`` is a pipe end (splice and F_SETPIPE_SZ apply)."""
-    try:
-        return stat.S_ISFIFO(os.fstat(fd).st_mode)
-    except OSError:
-        return False

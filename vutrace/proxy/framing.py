@@ -1,8 +1,11 @@
-"""Socket I/O with SCM_RIGHTS: receive bytes with the FDs that came with them, send a message with its FDs.
+"""Socket I/O with SCM_RIGHTS, without blocking: the flags and buffers to receive FDs, sending with FDs.
 
-The proxy reads a message as its 12-byte header and then its payload, collecting every FD that
-arrives while the message's bytes are read, and sends each message with one sendmsg whose
-ancillary data carries that message's FDs (so they travel with its first byte).
+Every call passes MSG_DONTWAIT instead of switching the socket to non-blocking mode, so the
+sockets' own flags (shared with whoever else holds the same open file) stay as they were. The
+relays receive a message as its 12-byte header and then its payload (``recvmsg_into`` with
+RECV_FLAGS and ANCILLARY_BUFFER), collecting every FD that arrives while the message's bytes are
+read, and send each message with a sendmsg whose ancillary data carries that message's FDs (so
+they travel with its first byte).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import array
 import contextlib
 import os
 import socket
-from typing import NamedTuple
 
 ANCILLARY_BUFFER = socket.CMSG_SPACE(253 * 4)
 """Room for SCM_MAX_FD (253) descriptors: a message never loses FDs to a small buffer."""
@@ -19,15 +21,8 @@ _FD_ITEM = array.array("i").itemsize
 _SOL_SOCKET = int(socket.SOL_SOCKET)
 _SCM_RIGHTS = int(socket.SCM_RIGHTS)
 MSG_CTRUNC = int(socket.MSG_CTRUNC)
-MSG_CMSG_CLOEXEC = int(socket.MSG_CMSG_CLOEXEC)
-_MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)
-
-
-class Received(NamedTuple):
-    nbytes: int
-    fds: list[int]
-    truncated_ancillary: bool
-    """MSG_CTRUNC: the kernel dropped ancillary data (FDs) that did not fit."""
+RECV_FLAGS = int(socket.MSG_CMSG_CLOEXEC | socket.MSG_DONTWAIT)
+_SEND_FLAGS = int(socket.MSG_NOSIGNAL | socket.MSG_DONTWAIT)
 
 
 def fds_from_ancillary(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
@@ -40,38 +35,17 @@ def fds_from_ancillary(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
     return fds
 
 
-def receive_into(sock: socket.socket, view: memoryview) -> Received:
-    """One recvmsg into ``view``; FDs are received close-on-exec."""
-    nbytes, ancdata, flags, _ = sock.recvmsg_into([view], ANCILLARY_BUFFER, MSG_CMSG_CLOEXEC)
-    return Received(nbytes, fds_from_ancillary(ancdata) if ancdata else [], bool(flags & MSG_CTRUNC))
+def send_some(sock: socket.socket, data: bytes | bytearray | memoryview, fds: list[int] | tuple[int, ...] = ()) -> int:
+    """One sendmsg of ``data`` with ``fds`` on its first byte; returns how much the kernel took.
 
-
-def receive_exactly(sock: socket.socket, view: memoryview, fds: list[int]) -> tuple[int, bool]:
-    """Fill ``view`` unless the peer closes first; FDs are appended to ``fds``.
-
-    Returns the bytes received and whether any recvmsg reported truncated ancillary data.
+    0 means the socket is full and nothing (not even the FDs) was sent. Raises OSError when the
+    peer is gone (EPIPE, ECONNRESET...).
     """
-    got = 0
-    truncated = False
-    wanted = len(view)
-    while got < wanted:
-        received = receive_into(sock, view[got:])
-        fds.extend(received.fds)
-        truncated |= received.truncated_ancillary
-        if received.nbytes == 0:
-            break
-        got += received.nbytes
-    return got, truncated
-
-
-def send_message(sock: socket.socket, data: bytes | bytearray | memoryview, fds: list[int] | tuple[int, ...]) -> None:
-    """Send ``data`` with ``fds`` attached to its first byte; the rest follows if the kernel took less."""
     ancillary = [(_SOL_SOCKET, _SCM_RIGHTS, array.array("i", fds))] if fds else []
-    sent = sock.sendmsg([data], ancillary, _MSG_NOSIGNAL)
-    if sent < len(data):
-        view = memoryview(data)
-        while sent < len(view):
-            sent += sock.send(view[sent:], _MSG_NOSIGNAL)
+    try:
+        return sock.sendmsg([data], ancillary, _SEND_FLAGS)
+    except BlockingIOError:
+        return 0
 
 
 def close_fds(fds: list[int] | tuple[int, ...]) -> None:

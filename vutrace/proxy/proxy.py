@@ -27,9 +27,14 @@ from vutrace.capture.pcapng import CaptureError, CaptureWriter
 from vutrace.proxy.connection import BACKEND, FRONTEND, Connection, Options
 from vutrace.proxy.errors import ProxyError
 from vutrace.proxy.recorder import Recorder, RecordSink
+from vutrace.proxy.repeats import RepeatedErrors
 from vutrace.proxy.sockets import ListeningSocket, check_path, connect
 
 JOIN_TIMEOUT_S = 5.0
+BACKOFF_FIRST_S = 0.05
+"""After a connection attempt fails, the proxy waits this long before it accepts the next one ..."""
+BACKOFF_MAX_S = 2.0
+"""... doubling the wait at each further failure up to this, until a connection succeeds."""
 
 
 class Proxy:
@@ -61,7 +66,7 @@ class Proxy:
         check_path(self.connect_path)
         self.connect_for = BACKEND if self.listen_for == FRONTEND else FRONTEND
         self.state_payload = state_payload
-        self.options = Options(hide_protocol_features=hide_protocol_features)
+        self.options = Options(hide_protocol_features=hide_protocol_features, hash_state=state_payload == "hash")
         self.mode = mode
         self.force = force
         self._capture = capture
@@ -69,6 +74,7 @@ class Proxy:
         self.recorder = Recorder()
         if on_record:
             self.recorder.add_listener(on_record)
+        self._repeats = RepeatedErrors(self.recorder)
         self._lock = threading.Lock()
         self._connections: dict[int, Connection] = {}
         self._count = 0
@@ -88,7 +94,6 @@ class Proxy:
             self._listener.close()
             raise
         self.recorder.writer = self._writer
-        self.recorder.start()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self.recorder.event(
             EventName.LISTEN,
@@ -118,6 +123,7 @@ class Proxy:
             connection.stop()
         for connection in connections:
             connection.join(JOIN_TIMEOUT_S)
+        self._repeats.summarize()
         self.recorder.event(EventName.SHUTDOWN, reason=reason, connections=self._count)
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
@@ -144,7 +150,7 @@ class Proxy:
 
     @property
     def connections(self) -> int:
-        """How many connections were accepted so far."""
+        """How many connections were numbered so far (accepted; repeats of a coalesced failure get no number)."""
         return self._count
 
     @property
@@ -180,43 +186,70 @@ class Proxy:
 
     def _accept_loop(self) -> None:
         assert self._listener is not None
+        delay = 0.0
         while not self._stopped:
+            if delay and self._woken(delay):
+                break
             ready, _, _ = select.select([self._listener.fileno(), self._wake_r], [], [])
             if self._wake_r in ready:
                 break
             try:
                 accepted = self._listener.accept()
             except OSError as error:
-                self.recorder.event(EventName.ERROR, error=f"accept failed: {error}")
+                if self._repeats.failed(f"accept failed: {error}"):
+                    self.recorder.event(EventName.ERROR, error=f"accept failed: {error}")
+                delay = _backoff(delay)
                 continue
-            self._open_connection(accepted)
+            if self._open_connection(accepted):
+                delay = 0.0
+                self._repeats.succeeded()
+            else:
+                delay = _backoff(delay)
 
-    def _open_connection(self, accepted: Any) -> None:
+    def _woken(self, timeout: float) -> bool:
+        """Wait ``timeout`` seconds; True if stop() woke the accept loop meanwhile."""
+        ready, _, _ = select.select([self._wake_r], [], [], timeout)
+        return bool(ready)
+
+    def _next_number(self) -> int:
         with self._lock:
             self._count += 1
-            number = self._count
-        self.recorder.event(EventName.ACCEPT, number, side=self.listen_for, path=self.listen_path)
+            return self._count
+
+    def _open_connection(self, accepted: Any) -> bool:
+        """Connect the other side and start relaying; False (and the accepted socket closed) if it is not there."""
         try:
             other = connect(self.connect_path)
         except OSError as error:
             accepted.close()
-            self.recorder.event(
-                EventName.ERROR,
-                number,
-                error=f"cannot connect to the {self.connect_for} at {self.connect_path}: {error.strerror or error}",
-                side=self.connect_for,
-            )
-            self.recorder.event(EventName.DISCONNECT, number, closed_by="proxy", reason="connect failed")
-            return
+            text = f"cannot connect to the {self.connect_for} at {self.connect_path}: {error.strerror or error}"
+            if self._repeats.failed(text):
+                number = self._next_number()
+                self.recorder.event(EventName.ACCEPT, number, side=self.listen_for, path=self.listen_path)
+                self.recorder.event(EventName.ERROR, number, error=text, side=self.connect_for)
+                self.recorder.event(EventName.DISCONNECT, number, closed_by="proxy", reason="connect failed")
+            return False
+        number = self._next_number()
+        self.recorder.event(EventName.ACCEPT, number, side=self.listen_for, path=self.listen_path)
         self.recorder.event(EventName.CONNECT, number, side=self.connect_for, path=self.connect_path)
         frontend, backend = (accepted, other) if self.listen_for == FRONTEND else (other, accepted)
         connection = Connection(
-            number, frontend, backend, recorder=self.recorder, options=self.options, on_finished=self._finished
+            number,
+            frontend,
+            backend,
+            recorder=self.recorder,
+            options=self.options,
+            on_finished=self._finished,
         )
         with self._lock:
             self._connections[number] = connection
         connection.start()
+        return True
 
     def _finished(self, connection: Connection) -> None:
         with self._lock:
             self._connections.pop(connection.number, None)
+
+
+def _backoff(delay: float) -> float:
+    return min(max(delay * 2, BACKOFF_FIRST_S), BACKOFF_MAX_S)

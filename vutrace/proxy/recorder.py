@@ -1,12 +1,19 @@
-"""Where the proxy's records go: the capture writer (if any) and live listeners (callbacks, queues).
+"""Where the proxy's records go: the capture writer (if any) and live listeners, in forwarding order.
 
-Relays hand records over with :meth:`Recorder.emit`, which only appends to an in-memory queue,
-before they forward the message, so the capture lists messages in the order they were forwarded
-(a request before its reply) while encoding and writing happen on the recorder's own thread, off
-the forwarding path. Listeners run on that thread too and must be quick; a subscriber's bounded
-queue drops what does not fit for that subscriber only (the capture always gets every record).
-A SIGKILL can lose the records still queued (normally none or a few); everything written before
-is readable.
+Every record takes its place and its timestamp in one step, :meth:`Recorder.reserve`, under a
+lock: the capture's order is the order of the reservations and its timestamps never go back. A
+relay reserves just before it forwards a message (so a request is always before its reply), sends,
+and only then fills the slot with what it forwarded (bytes, FD descriptions). Writing is
+:meth:`Recorder.drain`: whichever thread drains writes every filled slot at the head of the line,
+its own and those other threads filled meanwhile. Events and state chunks drain at once; message
+records are drained by the relays' event loop when none of its sockets is ready (see
+:mod:`vutrace.proxy.loop`). There is no recorder thread, so no thread hand-off on the forwarding
+path.
+
+Listeners run while the records are written (in order, one at a time) and must be quick; one
+that raises is removed. A subscriber's bounded queue drops what does not fit for that subscriber
+only (the capture always gets every record). A SIGKILL can lose the few records reserved but not
+written yet.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import contextlib
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -22,6 +30,8 @@ from vutrace.capture.model import CaptureRecord, EventName, FdInfo, RecordChanne
 
 PROXY_SENDER = "proxy"
 DRAIN_TIMEOUT_S = 10.0
+MAX_DEFERRED = 64
+"""Records waiting to be written beyond this are written at once (a loop that is never idle still records)."""
 
 
 class RecordSink(Protocol):
@@ -29,51 +39,173 @@ class RecordSink(Protocol):
 
 
 Listener = Callable[[CaptureRecord], None]
+MessageItem = tuple[int, RecordChannel, str, bytes, tuple[FdInfo, ...], int]
+"""conn, channel, sender, data, FD descriptions, late FDs: a MESSAGE record without its timestamp."""
 
 
-def now_ns() -> int:
-    return time.time_ns()
+class Slot:
+    """A record's place in the capture: its timestamp, and the record once it is known."""
+
+    __slots__ = ("item", "ts_ns")
+
+    def __init__(self, ts_ns: int) -> None:
+        self.ts_ns = ts_ns
+        self.item: CaptureRecord | MessageItem | None = None
 
 
 class Recorder:
-    """Orders records, writes them to ``writer`` and passes them to listeners, on one thread."""
+    """Orders records by reservation, writes them to ``writer`` and passes them to listeners."""
 
     def __init__(self, writer: RecordSink | None = None) -> None:
         self.writer = writer
-        """Where records are stored; None keeps them for the listeners only."""
         self._listeners: tuple[Listener, ...] = ()
-        self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._listeners_lock = threading.Lock()
+        self._order_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._slots: deque[Slot] = deque()
+        self._reserved = 0
+        self._delivered = 0
         self.write_error: BaseException | None = None
         """The first error the writer raised (forwarding goes on without the capture)."""
+        self.listener_error: BaseException | None = None
+        """The first error a listener raised (that listener was removed)."""
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="proxy-recorder", daemon=True)
-            self._thread.start()
+    @property
+    def writer(self) -> RecordSink | None:
+        """Where records are stored; None keeps them for the listeners only."""
+        return self._writer
 
-    def close(self) -> None:
-        """Write everything queued, then stop the thread."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(DRAIN_TIMEOUT_S)
-            self._thread = None
+    @writer.setter
+    def writer(self, writer: RecordSink | None) -> None:
+        self._writer = writer
+        self._write_message = getattr(writer, "write_message", None)
+        """The writer's way to store a message without a CaptureRecord (CaptureWriter has one)."""
+
+    # -- producing records --------------------------------------------------------------------
+
+    def reserve(self) -> Slot:
+        """The next place in the capture, stamped now. Fill it soon, with nothing that can fail in between:
+        the records reserved after it wait for it."""
+        with self._order_lock:
+            slot = Slot(time.time_ns())
+            self._slots.append(slot)
+            self._reserved += 1
+        return slot
+
+    def fill(self, slot: Slot, item: CaptureRecord | MessageItem, write: bool = True) -> None:
+        """Give the slot its record (a CaptureRecord stamped ``slot.ts_ns``, or a message item) and write
+        what can be written (``write`` False leaves that to the next :meth:`drain`, on any thread)."""
+        slot.item = item
+        if write:
+            self.drain()
+
+    def message(
+        self,
+        slot: Slot,
+        conn: int,
+        channel: RecordChannel,
+        sender: str,
+        data: bytes,
+        fds: tuple[FdInfo, ...] = (),
+        late_fds: int = 0,
+    ) -> None:
+        """Fill ``slot`` with a MESSAGE record; it is built and written at the next :meth:`drain` (the relays'
+        event loop drains when no socket is ready, so the next message is not kept waiting)."""
+        slot.item = (conn, channel, sender, data, fds, late_fds)
+        if len(self._slots) > MAX_DEFERRED:
+            self.drain()
+
+    def event(self, name: EventName | str, conn: int = 0, stream: int = 0, **attrs: object) -> None:
+        """Record a proxy event now."""
+        slot = self.reserve()
+        self.fill(slot, event_record(slot.ts_ns, name, conn, stream, attrs))
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def pending(self) -> bool:
+        """A filled slot waits at the head of the line (a drain would write something)."""
+        try:
+            return self._slots[0].item is not None
+        except IndexError:
+            return False
+
+    def drain(self, wait: bool = False) -> None:
+        """Write the filled slots at the head of the line.
+
+        If another thread is writing, it also writes what this thread filled (it looks again
+        after letting go of the lock); ``wait`` makes this thread wait for it instead.
+        """
+        slots = self._slots
+        while True:
+            if not self._write_lock.acquire(wait):
+                return
+            try:
+                while slots:
+                    slot = slots[0]
+                    item = slot.item
+                    if item is None:
+                        break
+                    slots.popleft()
+                    if item.__class__ is tuple:
+                        self._deliver_message(slot.ts_ns, item)  # type: ignore[arg-type]
+                    else:
+                        self._deliver(item)  # type: ignore[arg-type]
+                    self._delivered += 1
+            finally:
+                self._write_lock.release()
+            try:
+                if slots[0].item is None:
+                    return
+            except IndexError:
+                return
 
     def flush(self, timeout: float = DRAIN_TIMEOUT_S) -> bool:
-        """Wait until every record emitted so far was written and passed to the listeners."""
-        if self._thread is None:
-            return True
-        reached = threading.Event()
-        self._queue.put(reached)
-        return reached.wait(timeout)
+        """Wait until every record reserved so far was written and passed to the listeners."""
+        target = self._reserved
+        deadline = time.monotonic() + timeout
+        while True:
+            self.drain(wait=True)
+            if self._delivered >= target:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+
+    def close(self) -> None:
+        """Write everything that can be written."""
+        self.flush()
+
+    def _deliver_message(self, ts_ns: int, item: MessageItem) -> None:
+        if self._listeners or self._write_message is None:
+            self._deliver(_message(ts_ns, item))
+        elif self.write_error is None:
+            try:
+                self._write_message(ts_ns, *item)
+            except Exception as error:  # a full disk must not stop the forwarding
+                self.write_error = error
+
+    def _deliver(self, record: CaptureRecord) -> None:
+        writer = self._writer
+        if writer is not None and self.write_error is None:
+            try:
+                writer.write(record)
+            except Exception as error:  # a full disk must not stop the forwarding
+                self.write_error = error
+        for listener in self._listeners:
+            try:
+                listener(record)
+            except Exception as error:  # one broken listener must not stop the forwarding
+                self.listener_error = self.listener_error or error
+                self.remove_listener(listener)
+
+    # -- listeners ------------------------------------------------------------------------------
 
     def add_listener(self, listener: Listener) -> None:
-        with self._lock:
+        with self._listeners_lock:
             self._listeners = (*self._listeners, listener)
 
     def remove_listener(self, listener: Listener) -> None:
-        with self._lock:
+        with self._listeners_lock:
             self._listeners = tuple(x for x in self._listeners if x is not listener)
 
     def subscribe(self, maxsize: int = 0) -> queue.Queue[CaptureRecord]:
@@ -87,63 +219,29 @@ class Recorder:
         self.add_listener(put)
         return records
 
-    def emit(self, record: CaptureRecord) -> None:
-        """Queue a record; records are written in the order of the emit calls."""
-        if self._thread is None:
-            self._deliver(record)
-        else:
-            self._queue.put(record)
 
-    def emit_message(
-        self, ts_ns: int, conn: int, channel: RecordChannel, sender: str, data: bytes, fds: tuple[FdInfo, ...]
-    ) -> None:
-        """Queue a MESSAGE record; the record object is built on the recorder thread (cheaper for relays)."""
-        item = (ts_ns, conn, channel, sender, data, fds)
-        if self._thread is None:
-            self._deliver(_message(item))
-        else:
-            self._queue.put(item)
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if isinstance(item, tuple):
-                self._deliver(_message(item))
-            elif isinstance(item, threading.Event):
-                item.set()
-            else:
-                self._deliver(item)
-
-    def _deliver(self, record: CaptureRecord) -> None:
-        writer = self.writer
-        if writer is not None and self.write_error is None:
-            try:
-                writer.write(record)
-            except Exception as error:  # a full disk must not stop the forwarding
-                self.write_error = error
-        for listener in self._listeners:
-            listener(record)
-
-    def event(self, name: EventName | str, conn: int = 0, stream: int = 0, **attrs: object) -> None:
-        self.emit(
-            CaptureRecord(
-                kind=RecordKind.EVENT,
-                ts_ns=now_ns(),
-                conn=conn,
-                channel=RecordChannel.EVENT,
-                sender=PROXY_SENDER,
-                event=str(name),
-                attrs=attrs,
-                stream=stream,
-            )
-        )
-
-
-_MessageItem = tuple[int, int, RecordChannel, str, bytes, tuple[FdInfo, ...]]
-_Item = CaptureRecord | _MessageItem | threading.Event | None
-
-
-def _message(item: _MessageItem) -> CaptureRecord:
-    ts_ns, conn, channel, sender, data, fds = item
+def event_record(ts_ns: int, name: EventName | str, conn: int, stream: int, attrs: dict) -> CaptureRecord:
     return CaptureRecord(
-        kind=RecordKind.MESSAGE, ts_ns=ts_ns, conn=conn, channel=channel, sender=sender, data=data, fds=fds
+        kind=RecordKind.EVENT,
+        ts_ns=ts_ns,
+        conn=conn,
+        channel=RecordChannel.EVENT,
+        sender=PROXY_SENDER,
+        event=str(name),
+        attrs=attrs,
+        stream=stream,
+    )
+
+
+def _message(ts_ns: int, item: MessageItem) -> CaptureRecord:
+    conn, channel, sender, data, fds, late_fds = item
+    return CaptureRecord(
+        kind=RecordKind.MESSAGE,
+        ts_ns=ts_ns,
+        conn=conn,
+        channel=channel,
+        sender=sender,
+        data=data,
+        fds=fds,
+        late_fds=late_fds,
     )

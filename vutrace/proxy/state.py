@@ -1,32 +1,39 @@
 """The device-state stream relay: copies one SET_DEVICE_STATE_FD transfer between two FDs and records it.
 
-One thread per transfer reads the writer's end (``src``) in chunks of up to the pipe size, records
-each chunk, and writes it fully to the reader's end (``dst``); a second thread hashes the whole
-stream. (With ``--state-payload hash`` the capture writer replaces each chunk's bytes by their
-SHA-256, on the recorder thread.) The proxy
-closes ``dst`` only when ``src`` reaches end-of-file, so the reader sees EOF exactly when the writer
-closed. If the reader goes away first, ``src`` is closed so the writer sees the broken pipe.
-Both FDs are non-blocking and every wait also watches a wake-up pipe, so :meth:`stop` is prompt.
+A :class:`StateStream` runs on its connection's event loop, next to the message relays: it starts
+the moment the SET_DEVICE_STATE_FD reply is out, with no thread to wake. When both ends are pipes
+it passes each chunk on with ``tee(2)`` (the reader gets the bytes without the proxy copying them)
+and then reads the same chunk once for the capture; otherwise it reads a chunk and writes it on.
+A chunk is what one call moves, up to the pipe size; the loop serves its other sockets between
+chunks. With ``--state-payload full`` each chunk's bytes go to the capture and nothing is hashed
+here (the analysis hashes the recorded bytes); with ``hash`` each chunk's SHA-256 is computed here
+and the whole stream's SHA-256 on a second thread, for the ``state_close`` event.
+
+The proxy closes ``dst`` only when ``src`` reaches end-of-file, so the reader sees EOF exactly
+when the writer closed; ``state_close`` takes its place (and timestamp) in the capture at that
+moment, before the connection lets a held CHECK_DEVICE_STATE go. If the reader goes away first,
+``src`` is closed so the writer sees the broken pipe.
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
 import fcntl
 import hashlib
 import os
 import queue
-import select
+import termios
 import threading
 from collections.abc import Callable
 
 from dissectors.spec import TRANSFER_DIRECTION
 from vutrace.capture.model import CaptureRecord, EventName, RecordChannel, RecordKind
-from vutrace.proxy.fdinfo import is_pipe
-from vutrace.proxy.recorder import Recorder, now_ns
+from vutrace.proxy.loop import IN, OUT, EventLoop
+from vutrace.proxy.pipes import DEFAULT_PIPE_SIZE, TEE_AVAILABLE, enlarge_pipe, is_pipe, tee
+from vutrace.proxy.recorder import Recorder, event_record
 
-DEFAULT_PIPE_SIZE = 1 << 20
 _DIRECTIONS = {name: value for value, name in TRANSFER_DIRECTION.items()}
 SAVE = _DIRECTIONS["SAVE"]
 """Back-end writes the state, front-end reads it."""
@@ -34,36 +41,11 @@ LOAD = _DIRECTIONS["LOAD"]
 """Front-end writes the state, back-end reads it."""
 
 
-def pipe_max_size() -> int:
-    try:
-        with open("/proc/sys/fs/pipe-max-size") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return DEFAULT_PIPE_SIZE
-
-
-def enlarge_pipe(fd: int) -> int:
-    """Raise a pipe's capacity as far as the system allows; returns the capacity in force."""
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, pipe_max_size())
-    try:
-        return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
-    except OSError:
-        return 0
-
-
-def make_pipe() -> tuple[int, int]:
-    """A close-on-exec pipe with the largest capacity allowed."""
-    r, w = os.pipe2(os.O_CLOEXEC)
-    enlarge_pipe(w)
-    return r, w
-
-
 class StreamDigest:
-    """SHA-256 of a whole stream, computed on its own thread so hashing overlaps the copying.
+    """SHA-256 of a whole stream, computed on its own thread so it overlaps the relay's own work.
 
-    hashlib releases the GIL on large buffers, so the relay thread keeps moving bytes while this
-    one hashes; at most ``backlog`` chunks wait (the relay blocks beyond that).
+    hashlib releases the GIL on large buffers; at most ``backlog`` chunks wait (the relay blocks
+    beyond that).
     """
 
     def __init__(self, backlog: int = 32) -> None:
@@ -86,12 +68,20 @@ class StreamDigest:
             self._digest.update(chunk)
 
 
+def _readable_bytes(fd: int) -> int:
+    """Bytes waiting in a pipe (FIONREAD)."""
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return count[0]
+
+
 class StateStream:
-    """Relays one device-state transfer from ``src`` to ``dst``; owns (and closes) both FDs."""
+    """Relays one device-state transfer from ``src`` to ``dst`` on ``loop``; owns (and closes) both FDs."""
 
     def __init__(
         self,
         *,
+        loop: EventLoop,
         conn: int,
         stream: int,
         direction: int,
@@ -99,8 +89,10 @@ class StateStream:
         src: int,
         dst: int,
         recorder: Recorder,
-        on_closed: Callable[[StateStream], None] | None = None,
+        hash_payload: bool = False,
+        on_finished: Callable[[StateStream], None] | None = None,
     ) -> None:
+        self.loop = loop
         self.conn = conn
         self.stream = stream
         self.direction = direction
@@ -109,118 +101,163 @@ class StateStream:
         self.src = src
         self.dst = dst
         self.recorder = recorder
-        self._on_closed = on_closed
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.hash_payload = hash_payload
+        self._on_finished = on_finished
+        self._chunk_size = DEFAULT_PIPE_SIZE
+        self._use_tee = False
+        self._digest: StreamDigest | None = None
+        self._unsent = memoryview(b"")
+        self._opened_ns = 0
         self.total = 0
         self.chunks = 0
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"state-{conn}-{stream}", daemon=True)
+        self.finished = False
+        """True once the reader's end is closed (end-of-file passed on, or the transfer ended otherwise)
+        and ``state_close`` has its place in the capture."""
+
+    # -- on the loop thread -----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Record ``state_open`` and start relaying (right after the SET_DEVICE_STATE_FD reply went out)."""
         capacity = 0
-        for fd in (self.src, self.dst):
-            if is_pipe(fd):
-                capacity = max(capacity, enlarge_pipe(fd))
-            os.set_blocking(fd, False)
+        error = ""
+        pipes = [is_pipe(fd) for fd in (self.src, self.dst)]
+        try:
+            for fd, pipe in zip((self.src, self.dst), pipes, strict=True):
+                if pipe:
+                    capacity = max(capacity, enlarge_pipe(fd))
+                os.set_blocking(fd, False)
+        except OSError as failure:
+            error = f"error: {failure}"
         self._chunk_size = capacity or DEFAULT_PIPE_SIZE
-        self.recorder.event(
-            EventName.STATE_OPEN,
-            self.conn,
-            stream=self.stream,
-            direction=TRANSFER_DIRECTION.get(self.direction, str(self.direction)),
-            provider=self.provider,
-            writer=self.writer,
-            pipe_size=capacity,
-        )
-        self.thread.start()
+        self._use_tee = TEE_AVAILABLE and all(pipes)
+        opened = self.recorder.reserve()
+        self._opened_ns = opened.ts_ns
+        self.recorder.fill(opened, self._event(opened.ts_ns, EventName.STATE_OPEN, pipe_size=capacity))
+        if self.hash_payload:
+            self._digest = StreamDigest()
+        if error:
+            self._finish(error)
+        else:
+            self._wait_for(self.src, IN)
 
     def stop(self) -> None:
-        """Stop relaying (proxy shutdown): the thread closes both ends and records the close."""
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        """End the transfer now (proxy shutdown): both ends are closed, ``state_close`` says ``stopped``."""
+        if not self.finished:
+            self._finish("stopped")
 
-    def join(self, timeout: float) -> bool:
-        return self.done.wait(timeout)
-
-    def _wait(self, fd: int, event: int) -> bool:
-        """Wait until ``fd`` is ready; False if the stream was stopped."""
-        poller = select.poll()
-        poller.register(fd, event)
-        poller.register(self._wake_r, select.POLLIN)
-        while True:
-            ready = dict(poller.poll())
-            if self._wake_r in ready:
-                return False
-            if fd in ready:
-                return True
-
-    def _write_all(self, data: bytes) -> bool:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(self.dst, view) :]
-            except BlockingIOError:
-                if not self._wait(self.dst, select.POLLOUT):
-                    return False
-        return True
-
-    def _run(self) -> None:
-        started = now_ns()
-        digest = StreamDigest()
-        reason = "eof"
+    def _wait_for(self, fd: int, mask: int) -> None:
+        """Be called back when ``fd`` is ready, and for nothing else."""
+        other = self.dst if fd == self.src else self.src
+        self.loop.forget(other)
         try:
-            while True:
-                try:
-                    chunk = os.read(self.src, self._chunk_size)
-                except BlockingIOError:
-                    if not self._wait(self.src, select.POLLIN):
-                        reason = "stopped"
-                        break
-                    continue
-                if not chunk:
-                    break
-                self._record_chunk(chunk)
-                digest.update(chunk)
-                if not self._write_all(chunk):
-                    reason = "stopped"
-                    break
-        except OSError as error:
-            reason = "reader closed" if error.errno in (errno.EPIPE, errno.ECONNRESET) else f"error: {error}"
-        finally:
-            for fd in (self.dst, self.src, self._wake_r, self._wake_w):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self.recorder.event(
-            EventName.STATE_CLOSE,
-            self.conn,
-            stream=self.stream,
-            direction=TRANSFER_DIRECTION.get(self.direction, str(self.direction)),
-            provider=self.provider,
-            writer=self.writer,
-            bytes=self.total,
-            chunks=self.chunks,
-            sha256=digest.hexdigest(),
-            duration_ns=now_ns() - started,
-            reason=reason,
-        )
-        self.done.set()
-        if self._on_closed:
-            self._on_closed(self)
+            self.loop.watch(fd, mask, self._ready)
+        except PermissionError:  # a regular file (epoll refuses them) is always ready
+            self.loop.call_soon(lambda: self._ready(mask))
 
-    def _record_chunk(self, chunk: bytes) -> None:
+    def _ready(self, _bits: int) -> None:
+        if self.finished:
+            return
+        try:
+            if self._unsent:
+                self._send_unsent()
+            elif self._use_tee:
+                self._tee_chunk()
+            else:
+                self._copy_chunk()
+        except OSError as error:
+            self._finish("reader closed" if error.errno in (errno.EPIPE, errno.ECONNRESET) else f"error: {error}")
+
+    def _tee_chunk(self) -> None:
+        """Pass one chunk on with tee, then take it out of ``src`` for the capture."""
+        try:
+            n = tee(self.src, self.dst, self._chunk_size)
+        except BlockingIOError:  # src empty, or dst full
+            self._wait_for(*((self.dst, OUT) if _readable_bytes(self.src) else (self.src, IN)))
+            return
+        if not n:
+            self._finish("eof")
+            return
+        parts = []
+        while n:
+            part = os.read(self.src, n)  # the bytes tee just passed on are there
+            parts.append(part)
+            n -= len(part)
+        self._record(parts[0] if len(parts) == 1 else b"".join(parts))
+        self._wait_for(self.src, IN)
+
+    def _copy_chunk(self) -> None:
+        """Read one chunk and write it on (when an end is not a pipe)."""
+        try:
+            chunk = os.read(self.src, self._chunk_size)
+        except BlockingIOError:
+            self._wait_for(self.src, IN)
+            return
+        if not chunk:
+            self._finish("eof")
+            return
+        self._record(chunk)
+        self._unsent = memoryview(chunk)
+        self._send_unsent()
+
+    def _send_unsent(self) -> None:
+        try:
+            while self._unsent:
+                self._unsent = self._unsent[os.write(self.dst, self._unsent) :]
+        except BlockingIOError:
+            self._wait_for(self.dst, OUT)
+            return
+        self._wait_for(self.src, IN)
+
+    def _record(self, chunk: bytes) -> None:
+        """A STATE_CHUNK record for a chunk just passed on (stamped now, before any hashing)."""
+        slot = self.recorder.reserve()
         length = len(chunk)
-        self.recorder.emit(
-            CaptureRecord(
-                kind=RecordKind.STATE_CHUNK,
-                ts_ns=now_ns(),
-                conn=self.conn,
-                channel=RecordChannel.STATE,
-                sender=self.writer,
-                data=chunk,
-                offset=self.total,
-                length=length,
-                stream=self.stream,
-            )
+        digest = None
+        if self._digest is not None:
+            digest = hashlib.sha256(chunk).digest()
+            self._digest.update(chunk)
+            chunk = b""
+        record = CaptureRecord(
+            kind=RecordKind.STATE_CHUNK,
+            ts_ns=slot.ts_ns,
+            conn=self.conn,
+            channel=RecordChannel.STATE,
+            sender=self.writer,
+            data=chunk,
+            offset=self.total,
+            length=length,
+            sha256=digest,
+            stream=self.stream,
         )
+        self.recorder.fill(slot, record)
         self.total += length
         self.chunks += 1
+
+    def _finish(self, reason: str) -> None:
+        """Pass end-of-file on (close ``dst``), give state_close its place at that moment, let the connection
+        go on (a held CHECK_DEVICE_STATE goes now, after it in the capture), close the rest, record it."""
+        for fd in (self.dst, self.src):
+            self.loop.forget(fd)
+        with contextlib.suppress(OSError):
+            os.close(self.dst)
+        closed = self.recorder.reserve()
+        attrs: dict = {"bytes": self.total, "chunks": self.chunks}
+        try:
+            self.finished = True
+            if self._on_finished:
+                self._on_finished(self)
+            with contextlib.suppress(OSError):
+                os.close(self.src)
+            if self._digest is not None:
+                attrs["sha256"] = self._digest.hexdigest()
+        finally:
+            attrs.update(duration_ns=closed.ts_ns - self._opened_ns, reason=reason)
+            self.recorder.fill(closed, self._event(closed.ts_ns, EventName.STATE_CLOSE, **attrs))
+
+    def _event(self, ts_ns: int, name: EventName, **attrs: object) -> CaptureRecord:
+        common = {
+            "direction": TRANSFER_DIRECTION.get(self.direction, str(self.direction)),
+            "provider": self.provider,
+            "writer": self.writer,
+        }
+        return event_record(ts_ns, name, self.conn, self.stream, {**common, **attrs})

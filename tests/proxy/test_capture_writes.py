@@ -1,0 +1,81 @@
+"""The capture writer's fast paths (reused blocks, writev of parts, write_message) write the same bytes.
+
+The proxy writes every record through these paths; each block must be exactly what encoding the
+record on its own gives (``blocks.enhanced_packet`` of the exported-PDU tags and the record).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dissectors.encode import encode
+from vutrace.capture import blocks
+from vutrace.capture import record_format as rf
+from vutrace.capture.model import CaptureRecord, FdAction, FdInfo, FdKind, RecordChannel, RecordKind
+from vutrace.capture.pcapng import CaptureWriter, read_records
+
+SOCKET = "/run/vu.sock"
+
+
+def message(ts: int, conn: int, sender: str, data: bytes, **more: object) -> CaptureRecord:
+    return CaptureRecord(RecordKind.MESSAGE, ts, conn, RecordChannel.MAIN, sender, data, **more)
+
+
+def sample_records() -> list[CaptureRecord]:
+    request, reply = encode("GET_FEATURES"), encode("GET_FEATURES", reply=True, features=1 << 32)
+    kick = FdInfo(FdKind.EVENTFD, FdAction.PASSED, fd=7, target="anon_inode:[eventfd]", ino=42)
+    records = []
+    for i in range(3):  # repeats hit the reused blocks
+        records += [
+            message(1_000 + 10 * i, 1, "frontend", request),
+            message(1_001 + 10 * i, 1, "backend", reply),
+            message(1_002 + 10 * i, 2, "frontend", request),
+        ]
+    records += [
+        message(2_000, 1, "frontend", encode("SET_VRING_KICK", vring=0), fds=(kick,), late_fds=1),
+        message(2_001, 1, "frontend", b"\x01\x00"),  # cut off inside the header
+        CaptureRecord(RecordKind.STATE_CHUNK, 2_002, 1, RecordChannel.STATE, "backend", os.urandom(1001), length=1001),
+        CaptureRecord(RecordKind.EVENT, 2_003, 1, RecordChannel.EVENT, "proxy", event="state_open", attrs={"a": 1}),
+        message(2_004, 1, "frontend", request),
+    ]
+    return records
+
+
+def reference_blocks(records: list[CaptureRecord]) -> bytes:
+    """Each record encoded on its own, with the interface blocks the writer adds on first use."""
+    interfaces: dict[tuple[int, str], int] = {}
+    out = b""
+    for record in records:
+        key = (record.conn, record.channel.value)
+        if key not in interfaces:
+            interfaces[key] = len(interfaces)
+            out += blocks.interface_description(
+                f"vu:{SOCKET}#{record.conn}/{record.channel.value}",
+                f"vutrace: {record.channel.value} channel of connection {record.conn}",
+            )
+        packet = rf.exported_pdu_tags(record.kind, rf.info_text(record)) + rf.encode_record(record)
+        out += blocks.enhanced_packet(interfaces[key], record.ts_ns, packet, rf.EPB_DIRECTION.get(record.sender, 0))
+    return out
+
+
+def written_after_section_header(path: Path) -> bytes:
+    data = path.read_bytes()
+    return data[int.from_bytes(data[4:8], "little") :]
+
+
+def test_write_gives_the_bytes_of_each_record_encoded_on_its_own(tmp_path: Path) -> None:
+    records = sample_records()
+    with CaptureWriter(tmp_path / "c.pcapng", socket_path=SOCKET) as writer:
+        for record in records:
+            writer.write(record)
+    assert written_after_section_header(tmp_path / "c.pcapng") == reference_blocks(records)
+    assert list(read_records(tmp_path / "c.pcapng")) == records
+
+
+def test_write_message_gives_the_same_bytes_as_write(tmp_path: Path) -> None:
+    records = [r for r in sample_records() if r.kind is RecordKind.MESSAGE]
+    with CaptureWriter(tmp_path / "c.pcapng", socket_path=SOCKET) as writer:
+        for r in records:
+            writer.write_message(r.ts_ns, r.conn, r.channel, r.sender, r.data, r.fds, r.late_fds)
+    assert written_after_section_header(tmp_path / "c.pcapng") == reference_blocks(records)
