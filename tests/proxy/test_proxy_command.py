@@ -165,3 +165,17 @@ def test_hidden_features_accept_numbers_and_names() -> None:
     hide = ["--hide-protocol-features", "19", "--hide-protocol-features", "vhost_user_protocol_f_reply_ack"]
     args = build_parser().parse_args(["proxy", "--listen", "a", "--connect", "b", *hide])
     assert args.hide_protocol_features == [19, 3]
+
+
+@pytest.mark.parametrize("extra", [["--tui"], ["--tui", "--live", "-w", "c.pcapng"]])
+def test_tui_needs_a_capture_file_and_excludes_live(tmp_path, extra):
+    result = subprocess.run(
+        [sys.executable, "-m", "vutrace.cli", "proxy", "--listen", str(tmp_path / "a"), "--connect", "b", *extra],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "--tui shows the capture being written" in result.stderr
+    assert not (tmp_path / "a").exists()

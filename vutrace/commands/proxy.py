@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-w", "--write", metavar="FILE", help="write the capture (pcapng, mode 0600) to FILE")
     parser.add_argument("--live", action="store_true", help="print one line per message as it passes")
     parser.add_argument(
+        "--tui", action="store_true", help="browse the capture in the TUI as it is written (needs -w); quit stops"
+    )
+    parser.add_argument(
         "--state-payload",
         choices=("full", "hash"),
         default="full",
@@ -69,6 +72,8 @@ def protocol_feature_bit(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.tui and (not args.write or args.live):
+        raise CommandError("--tui shows the capture being written: give -w FILE, and not --live")
     if not args.write and not args.live:
         raise CommandError("nothing to do: give -w FILE, --live or both")
     mask = 0
@@ -111,8 +116,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        while not stop.wait(1.0):
-            pass
+        if args.tui:
+            from vutrace.tui import run_live
+
+            run_live(args.write)
+        else:
+            while not stop.wait(1.0):
+                pass
         proxy.stop(reason=received[0] if received else "stopped")
     finally:
         for sig, handler in previous.items():
