@@ -208,6 +208,22 @@ def virtiofs_migration_refused(peers: PeerPaths, procs: Processes, hidden_bit: i
     return capture, message
 
 
+DPDK_SETUP_REQUESTS = (
+    "SET_OWNER",
+    "GET_FEATURES",
+    "SET_FEATURES",
+    "SET_MEM_TABLE",
+    "SET_VRING_NUM",
+    "SET_VRING_BASE",
+    "SET_VRING_ADDR",
+    "SET_VRING_KICK",
+    "SET_VRING_CALL",
+    "SET_VRING_ENABLE",
+    "GET_VRING_BASE",
+)
+"""Front-end requests DPDK virtio-user sends while it sets a device up and stops it (observed with 22.11)."""
+
+
 def testpmd_argv(peers: PeerPaths, prefix: str, cpu: int, vdev: str, *extra: str) -> list[str]:
     """DPDK testpmd without hugepages (memfd-backed memory, so SET_MEM_TABLE can pass FDs)."""
     return [

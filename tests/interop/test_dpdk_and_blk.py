@@ -18,19 +18,7 @@ def test_dpdk_testpmd_through_proxy(peers, procs):
     main = df[df.channel == "main"]
     assert main.error.isna().all(), main[main.error.notna()][["request", "error"]]
     sent = list(main[~main.is_reply].request)
-    for name in (
-        "SET_OWNER",
-        "GET_FEATURES",
-        "SET_FEATURES",
-        "SET_MEM_TABLE",
-        "SET_VRING_NUM",
-        "SET_VRING_BASE",
-        "SET_VRING_ADDR",
-        "SET_VRING_KICK",
-        "SET_VRING_CALL",
-        "SET_VRING_ENABLE",
-        "GET_VRING_BASE",
-    ):
+    for name in interop.DPDK_SETUP_REQUESTS:
         assert name in sent, f"{name} missing from {sent}"
     (mem_table,) = main[(main.request == "SET_MEM_TABLE") & ~main.is_reply].itertuples()
     assert mem_table.nfds == mem_table.num_regions >= 1
