@@ -1,8 +1,10 @@
 /* The floor for benchmarks/proxy_rtt.py: a unix socket relay in C doing nothing but forwarding bytes.
  *
- * bare_relay LISTEN CONNECT: for each connection accepted on LISTEN, connect to CONNECT and copy
- * bytes both ways on one thread per connection with epoll (the shape of vutrace's proxy), no framing,
- * no FDs, no recording. Whatever a relay costs beyond this is the relay's own work.
+ * bare_relay LISTEN CONNECT [SPIN_US]: for each connection accepted on LISTEN, connect to CONNECT and
+ * copy bytes both ways on one thread per connection with epoll (the shape of vutrace's proxy), no
+ * framing, no FDs, no recording. Whatever a relay costs beyond this is the relay's own work.
+ * With SPIN_US, each thread busy-polls (epoll_wait with timeout 0) for up to SPIN_US microseconds
+ * before it blocks, so a reply that comes within that time finds the relay awake.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -11,7 +13,22 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+
+static long spin_ns;
+
+static long now_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec * 1000000000L + now.tv_nsec;
+}
+
+static int wait_event(int ep, struct epoll_event *ev) {
+    for (long until = now_ns() + spin_ns; spin_ns && now_ns() < until;)
+        if (epoll_wait(ep, ev, 1, 0) == 1) return 1;
+    return epoll_wait(ep, ev, 1, -1);
+}
 
 struct pair { int fd[2]; };
 
@@ -35,7 +52,7 @@ static void *relay(void *arg) {
     }
     for (;;) {
         struct epoll_event ev;
-        if (epoll_wait(ep, &ev, 1, -1) != 1) continue;
+        if (wait_event(ep, &ev) != 1) continue;
         int i = ev.data.u32;
         ssize_t n = recv(p->fd[i], buf, sizeof buf, 0);
         if (n <= 0 || send_all(p->fd[1 - i], buf, n) < 0) break;
@@ -54,10 +71,11 @@ static void unix_address(struct sockaddr_un *addr, const char *path) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s LISTEN CONNECT\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s LISTEN CONNECT [SPIN_US]\n", argv[0]);
         return 2;
     }
+    spin_ns = argc == 4 ? atol(argv[3]) * 1000 : 0;
     struct sockaddr_un listen_addr, connect_addr;
     unix_address(&listen_addr, argv[1]);
     unix_address(&connect_addr, argv[2]);

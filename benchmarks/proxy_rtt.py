@@ -1,11 +1,12 @@
 """Round trip of small request/reply messages: direct, through ``vutrace proxy``, and through bare relays.
 
 A back-end process answers every GET_FEATURES with a reply; the front-end (this process) sends
-requests one at a time and times each round trip, over four paths: straight to the back-end,
+requests one at a time and times each round trip, over five paths: straight to the back-end,
 through a real ``vutrace proxy -w FILE`` process (as a user runs it), and through two floor
 references that only copy bytes (one thread per connection with epoll, no framing, no FDs, no
 recording): a bare Python relay and a bare C relay (``benchmarks/bare_relay.c``, built with gcc
-if there is one). The paths take turns in blocks of ``--block`` round trips, so all of them see
+if there is one), blocking in epoll and busy-polling for 200 µs before it blocks (no wake-up of the
+relay when the reply comes soon). The paths take turns in blocks of ``--block`` round trips, so all of them see
 the same machine load. It also prints the CPU time each relay process spent per round trip, and
 times SET_DEVICE_STATE_FD round trips (with a pipe FD; the back-end closes it) direct and through
 the proxy, where the proxy makes its pipe and starts a state relay.
@@ -38,6 +39,8 @@ GET_FEATURES = 1
 SET_DEVICE_STATE_FD = 42
 PROXY = (sys.executable, "-m", "vutrace.cli", "proxy")
 C_RELAY_SOURCE = Path(__file__).with_name("bare_relay.c")
+SPIN_US = 200
+"""How long the busy-polling C relay polls before it blocks."""
 
 
 def backend(path: str) -> None:
@@ -190,6 +193,9 @@ def main() -> int:
         if c_relay:
             paths["bare C relay"] = f"{directory}/c.sock"
             relays["bare C relay"] = subprocess.Popen([c_relay, paths["bare C relay"], backend_path])
+            spinning = f"bare C relay, polls {SPIN_US} us"
+            paths[spinning] = f"{directory}/c-spin.sock"
+            relays[spinning] = subprocess.Popen([c_relay, paths[spinning], backend_path, str(SPIN_US)])
         try:
             for path in paths.values():
                 wait_for_socket(path)
@@ -217,12 +223,12 @@ def main() -> int:
     direct = statistics.median(clients["direct"].times) / 1000
     count = len(clients["direct"].times)
     print(f"{count} round trips per path, in turns of {args.block}; capture {capture_size} bytes")
-    print(f"{'path':20} {'median':>9} {'p90':>9} {'p99':>9} {'÷ direct':>9} {'relay CPU/rt':>13}")
+    print(f"{'path':26} {'median':>9} {'p90':>9} {'p99':>9} {'÷ direct':>9} {'relay CPU/rt':>13}")
     for name, client in clients.items():
         median = statistics.median(client.times) / 1000
         relay_cpu = f"{cpu[name] / len(client.times) * 1e6:10.1f} us" if name in cpu else ""
         p90, p99 = percentile(client.times, 0.9), percentile(client.times, 0.99)
-        print(f"{name:20} {median:6.1f} us {p90:6.1f} us {p99:6.1f} us {median / direct:9.2f} {relay_cpu:>13}")
+        print(f"{name:26} {median:6.1f} us {p90:6.1f} us {p99:6.1f} us {median / direct:9.2f} {relay_cpu:>13}")
     proxied = statistics.median(clients["vutrace proxy"].times) / 1000
     print(f"ratio proxied/direct {proxied / direct:.2f} (target <= 1.5)")
     state_direct = statistics.median(clients["direct"].state_times) / 1000
@@ -231,7 +237,7 @@ def main() -> int:
         f"SET_DEVICE_STATE_FD round trip ({len(clients['direct'].state_times)} each): direct {state_direct:.1f} us,"
         f" proxied {state_proxied:.1f} us (p90 {percentile(clients['vutrace proxy'].state_times, 0.9):.1f} us)"
     )
-    for floor in ("bare Python relay", "bare C relay"):
+    for floor in ("bare Python relay", "bare C relay", f"bare C relay, polls {SPIN_US} us"):
         if floor in clients:
             print(f"floor: {floor} {statistics.median(clients[floor].times) / 1000 / direct:.2f} x direct")
     return 0

@@ -6,9 +6,13 @@ only reads, and a QEMU-like one that sends each chunk on into a socket (QEMU for
 state into its migration stream), drained by another process. Direct: one pipe between back-end
 and front-end, enlarged to pipe-max-size. Proxied: the real protocol through a ``vutrace proxy``
 process (SET_DEVICE_STATE_FD SAVE with the front-end's pipe, reply without FD), the proxy writing
-a capture with ``--state-payload full`` and then ``hash``. Each round runs every combination once,
-so all of them see the same machine load; the best round of each is reported. Target: proxied /
-direct throughput >= 0.9.
+a capture with ``--state-payload full`` and then ``hash``. A reference: the same hop through a C
+relay that keeps nothing (``benchmarks/bare_state_relay.c``, splice between the two pipes). Each
+round runs every combination once, so all of them see the same machine load; the best round of
+each is reported, with the CPU time the whole machine was busy during it (from /proc/stat) and
+the ratio that CPU time allows on this machine's CPUs. It also times storing SIZE bytes in the
+page cache alone: the one copy a full capture cannot avoid. Target: proxied / direct throughput
+>= 0.9.
 
     python benchmarks/state_relay.py [--size-mib 1024] [--rounds 3]
 """
@@ -20,6 +24,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +39,7 @@ from dissectors.encode import encode
 TOP = Path(__file__).resolve().parent.parent
 PROXY = (sys.executable, "-m", "vutrace.cli", "proxy")
 CHUNK = 1 << 20
+HOP_SOURCE = Path(__file__).with_name("bare_state_relay.c")
 CONSUMERS = {"bare": "reads 1 MiB chunks", "qemu": "reads 1 MiB chunks, sends each into a socket (QEMU-like)"}
 
 
@@ -45,6 +51,37 @@ def sha256_rate() -> float:
     for _ in range(256):
         digest.update(block)
     return 256 * CHUNK / (time.perf_counter() - start) / 1e6
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all CPUs of the machine spent busy so far (everything but idle and iowait), from /proc/stat."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class Span:
+    """Wall time and machine CPU time from construction to :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.start, self.busy = time.perf_counter(), machine_busy_seconds()
+
+    def stop(self) -> tuple[float, float]:
+        return time.perf_counter() - self.start, machine_busy_seconds() - self.busy
+
+
+def page_cache_seconds(directory: str, size: int) -> float:
+    """Time to store ``size`` bytes in a file's page cache (1 MiB writes, one copy): what full capture adds."""
+    block = os.urandom(CHUNK)
+    path = f"{directory}/page-cache.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    start = time.perf_counter()
+    for _ in range(size // CHUNK):
+        os.write(fd, block)
+    elapsed = time.perf_counter() - start
+    os.close(fd)
+    os.unlink(path)
+    return elapsed
 
 
 def pipe_max() -> int:
@@ -116,18 +153,49 @@ class Consumer:
         return (self.sink.fileno(),) if self.sink is not None else ()
 
 
-def direct(size: int, kind: str) -> float:
+def direct(size: int, kind: str) -> tuple[float, float]:
     consumer = Consumer(kind)
     r, w = os.pipe()
     fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, pipe_max())
-    start = time.perf_counter()
+    span = Span()
     writer = child(produce, w, size, close=(r, *consumer.fds))
     os.close(w)
     assert consumer.consume(r) == size
     consumer.finish()
-    elapsed = time.perf_counter() - start
+    measured = span.stop()
     writer.join()
-    return elapsed
+    return measured
+
+
+def build_hop(directory: str) -> str | None:
+    """``bare_state_relay.c`` built with gcc (None without gcc)."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        return None
+    binary = f"{directory}/bare_state_relay"
+    subprocess.run([gcc, "-O2", "-o", binary, str(HOP_SOURCE)], check=True)
+    return binary
+
+
+def hop(binary: str, size: int, kind: str) -> tuple[float, float]:
+    """Through the C relay that keeps nothing: writer's pipe -> splice -> reader's pipe."""
+    consumer = Consumer(kind)
+    writer_r, writer_w = os.pipe()
+    reader_r, reader_w = os.pipe()
+    for fd in (writer_w, reader_w):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, pipe_max())
+    span = Span()
+    relay = subprocess.Popen([binary], stdin=writer_r, stdout=reader_w)
+    os.close(writer_r)
+    os.close(reader_w)
+    writer = child(produce, writer_w, size, close=(reader_r, *consumer.fds))
+    os.close(writer_w)
+    assert consumer.consume(reader_r) == size
+    consumer.finish()
+    measured = span.stop()
+    writer.join()
+    relay.wait(60)
+    return measured
 
 
 def backend(listener: socket.socket, size: int) -> None:
@@ -142,7 +210,7 @@ def backend(listener: socket.socket, size: int) -> None:
     conn.recv(1)
 
 
-def proxied(directory: str, size: int, payload: str, kind: str) -> tuple[float, int]:
+def proxied(directory: str, size: int, payload: str, kind: str) -> tuple[tuple[float, float], int]:
     back_path, front_path, capture = f"{directory}/be.sock", f"{directory}/fe.sock", f"{directory}/state.pcapng"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(back_path)
@@ -161,7 +229,7 @@ def proxied(directory: str, size: int, payload: str, kind: str) -> tuple[float, 
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(front_path)
         r, w = os.pipe()
-        start = time.perf_counter()
+        span = Span()
         sock.sendmsg(
             [encode("SET_DEVICE_STATE_FD", direction=0, phase=0)],
             [(socket.SOL_SOCKET, socket.SCM_RIGHTS, w.to_bytes(4, "little"))],
@@ -170,7 +238,7 @@ def proxied(directory: str, size: int, payload: str, kind: str) -> tuple[float, 
         sock.recv(20, socket.MSG_WAITALL)
         assert consumer.consume(r) == size
         consumer.finish()
-        elapsed = time.perf_counter() - start
+        measured = span.stop()
         sock.close()
         server.join()
     finally:
@@ -179,7 +247,7 @@ def proxied(directory: str, size: int, payload: str, kind: str) -> tuple[float, 
         os.unlink(back_path)
     captured = os.path.getsize(capture)
     os.unlink(capture)
-    return elapsed, captured
+    return measured, captured
 
 
 def main() -> int:
@@ -188,28 +256,44 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds")
     args = parser.parse_args()
     size = args.size_mib << 20
-    best: dict[tuple[str, str], float] = {}
+    best: dict[tuple[str, str], tuple[float, float]] = {}
     sizes: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="vtstate") as directory:
+        binary = build_hop(directory)
+        page_cache = min(page_cache_seconds(directory, size) for _ in range(args.rounds))
         for _ in range(args.rounds):
             for kind in CONSUMERS:
-                times = {"direct": direct(size, kind)}
+                runs = {"direct": direct(size, kind)}
                 for payload in ("full", "hash"):
-                    times[payload], sizes[payload] = proxied(directory, size, payload, kind)
-                for name, elapsed in times.items():
-                    best[kind, name] = min(best.get((kind, name), float("inf")), elapsed)
-    print(f"state save of {args.size_mib} MiB, best of {args.rounds} rounds")
+                    runs[payload], sizes[payload] = proxied(directory, size, payload, kind)
+                if binary:
+                    runs["hop"] = hop(binary, size, kind)
+                for name, run in runs.items():
+                    best[kind, name] = min(best.get((kind, name), (float("inf"), 0.0)), run)
+    cpus = os.cpu_count() or 1
+    print(f"state save of {args.size_mib} MiB, best of {args.rounds} rounds; {cpus} CPUs")
     print(f"sha256 on this CPU, one stream: {sha256_rate():.0f} MB/s (the hash capture hashes every byte twice)")
+    print(
+        f"storing it in the page cache alone (1 MiB writes, one CPU): {page_cache:.2f} s ({size / page_cache / 1e6:.0f}"
+        " MB/s), the copy a full capture adds"
+    )
+    print("  machine CPU: CPU-seconds all CPUs were busy during the transfer (other jobs included)")
+    print("  CPU bound: the ratio the path could reach if it kept every CPU busy: direct time / (machine CPU / CPUs)")
     for kind, description in CONSUMERS.items():
-        base = size / best[kind, "direct"] / 1e6
+        direct_time = best[kind, "direct"][0]
         print(f"front-end {kind}: {description}")
-        print(f"  direct pipe              {base:6.0f} MB/s")
-        for payload in ("full", "hash"):
-            rate = size / best[kind, payload] / 1e6
-            print(
-                f"  proxy, {payload} capture {rate:11.0f} MB/s   ratio {rate / base:.2f} (target >= 0.9)"
-                f"   capture {sizes[payload] / 1e6:.0f} MB"
-            )
+        names = {"direct": "direct pipe", "full": "proxy, full capture", "hash": "proxy, hash capture"}
+        names["hop"] = "C relay, no capture"
+        for name, label in names.items():
+            if (kind, name) not in best:
+                continue
+            elapsed, cpu = best[kind, name]
+            line = f"  {label:20} {size / elapsed / 1e6:6.0f} MB/s   ratio {direct_time / elapsed:4.2f}"
+            line += f"   machine CPU {cpu:5.2f} s   CPU bound {direct_time / max(direct_time, cpu / cpus):4.2f}"
+            if name in sizes:
+                line += f"   capture {sizes[name] / 1e6:.0f} MB"
+            print(line)
+    print("target: proxied / direct throughput >= 0.9")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The capture writer's fast paths (reused blocks, writev of parts, write_message) write the same bytes.
+"""The capture writer's fast paths (reused blocks, writev of parts, write_message, write_piped) write the same bytes.
 
 The proxy writes every record through these paths; each block must be exactly what encoding the
 record on its own gives (``blocks.enhanced_packet`` of the exported-PDU tags and the record).
@@ -7,13 +7,18 @@ record on its own gives (``blocks.enhanced_packet`` of the exported-PDU tags and
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from dissectors.encode import encode
 from vutrace.capture import blocks
 from vutrace.capture import record_format as rf
 from vutrace.capture.model import CaptureRecord, FdAction, FdInfo, FdKind, RecordChannel, RecordKind
 from vutrace.capture.pcapng import CaptureWriter, read_records
+from vutrace.proxy.pipes import make_pipe
+from vutrace.proxy.recorder import PipedChunk, Recorder
 
 SOCKET = "/run/vu.sock"
 
@@ -79,3 +84,69 @@ def test_write_message_gives_the_same_bytes_as_write(tmp_path: Path) -> None:
         for r in records:
             writer.write_message(r.ts_ns, r.conn, r.channel, r.sender, r.data, r.fds, r.late_fds)
     assert written_after_section_header(tmp_path / "c.pcapng") == reference_blocks(records)
+
+
+def state_chunks(sizes: list[int]) -> list[CaptureRecord]:
+    chunks, offset = [], 0
+    for i, size in enumerate(sizes):
+        data = os.urandom(size)
+        chunks.append(
+            CaptureRecord(
+                RecordKind.STATE_CHUNK, 3_000 + i, 1, RecordChannel.STATE, "backend", data, offset=offset, length=size
+            )
+        )
+        offset += size
+    return chunks
+
+
+def test_write_piped_gives_the_same_bytes_as_write(tmp_path: Path) -> None:
+    chunks = state_chunks([1, 4093, 70_000, 1 << 20])  # odd sizes need the EPB padding
+    r, w = make_pipe()  # holds 1 MiB
+    with CaptureWriter(tmp_path / "c.pcapng", socket_path=SOCKET) as writer:
+        writer.write(sample_records()[0])
+        for chunk in chunks:
+            os.write(w, chunk.data[: len(chunk.data) // 2])
+            os.write(w, chunk.data[len(chunk.data) // 2 :])
+            writer.write_piped(replace(chunk, data=b""), r)
+    os.close(w)
+    assert os.read(r, 1) == b""  # every byte left the pipe
+    os.close(r)
+    assert written_after_section_header(tmp_path / "c.pcapng") == reference_blocks([sample_records()[0], *chunks])
+
+
+def test_write_piped_to_a_closed_writer_still_takes_the_bytes_out_of_the_pipe(tmp_path: Path) -> None:
+    (chunk,) = state_chunks([5000])
+    r, w = os.pipe()
+    os.write(w, chunk.data + b"next")
+    writer = CaptureWriter(tmp_path / "c.pcapng")
+    writer.close()
+    with pytest.raises(ValueError):
+        writer.write_piped(replace(chunk, data=b""), r)
+    assert os.read(r, 100) == b"next"
+    os.close(r)
+    os.close(w)
+
+
+def test_write_piped_is_refused_in_hash_mode(tmp_path: Path) -> None:
+    (chunk,) = state_chunks([10])
+    with CaptureWriter(tmp_path / "c.pcapng", state_payload="hash") as writer, pytest.raises(ValueError):
+        writer.write_piped(replace(chunk, data=b""), 0)
+
+
+def test_piped_chunks_reach_listeners_with_their_bytes_and_the_file_whole(tmp_path: Path) -> None:
+    chunks = state_chunks([3000, 5000])
+    heard: list[CaptureRecord] = []
+    r, w = os.pipe()
+    with CaptureWriter(tmp_path / "c.pcapng", socket_path=SOCKET) as writer:
+        recorder = Recorder(writer)
+        assert recorder.splices_state()
+        recorder.add_listener(heard.append)
+        assert not recorder.splices_state()
+        for chunk in chunks:  # a listener added while chunks wait in the pipe still gets their bytes
+            os.write(w, chunk.data)
+            slot = recorder.reserve()
+            recorder.fill(slot, PipedChunk(replace(chunk, ts_ns=slot.ts_ns, data=b""), r))
+    os.close(w)
+    os.close(r)
+    assert [c.data for c in heard] == [c.data for c in chunks]
+    assert [c.data for c in read_records(tmp_path / "c.pcapng")] == [c.data for c in chunks]

@@ -120,25 +120,43 @@ class CaptureWriter:
         with self._lock:
             if self._fd is None:
                 raise ValueError("write to a closed CaptureWriter")
-            key = (stored.conn, stored.channel)
-            interface = self._interfaces.get(key)
-            parts: list[bytes | bytearray] = []
-            if interface is None:
-                interface = len(self._interfaces)
-                channel = RecordChannel(stored.channel).value
-                parts.append(
-                    blocks.interface_description(
-                        f"vu:{self.socket_path}#{stored.conn}/{channel}",
-                        f"vutrace: {channel} channel of connection {stored.conn}",
-                    )
-                )
+            parts, interface = self._interface_parts(stored)
             block_parts = _epb_parts(interface, stored, direction)
             self._write(parts + block_parts)
-            self._interfaces[key] = interface
+            self._interfaces[stored.conn, stored.channel] = interface
             if cache_key is not None:
                 if len(self._blocks) >= CACHED_BLOCKS:
                     self._blocks.clear()
                 self._blocks[cache_key] = b"".join(block_parts)
+
+    def write_piped(self, record: CaptureRecord, pipe: int) -> None:
+        """Append a state chunk whose ``record.length`` bytes wait in ``pipe`` (``record.data`` is empty).
+
+        The bytes go from the pipe into the file with ``splice(2)``, never through user space. They
+        are taken out of the pipe whatever happens: if the file cannot take them, the rest is read
+        and dropped, the file is cut back to its last complete block and the error raised.
+        """
+        if record.kind != RecordKind.STATE_CHUNK or record.data or self.state_payload != "full":
+            raise ValueError("write_piped takes a state chunk without bytes, in full state-payload mode")
+        length = record.length
+        with self._lock:
+            if self._fd is None:
+                _discard(pipe, length)
+                raise ValueError("write to a closed CaptureWriter")
+            parts, interface = self._interface_parts(record)
+            head, tail = _epb_frame(interface, record, rf.EPB_DIRECTION.get(record.sender, 0), length)
+            parts.append(head)
+            try:
+                _write_all(self._fd, parts)
+                while length:
+                    length -= os.splice(pipe, self._fd, length)
+                _write_all(self._fd, [tail])
+            except BaseException:
+                _discard(pipe, length)
+                self._cut_back()
+                raise
+            self._size = os.lseek(self._fd, 0, os.SEEK_CUR)
+            self._interfaces[record.conn, record.channel] = interface
 
     def write_message(
         self,
@@ -176,22 +194,34 @@ class CaptureWriter:
                 raise ValueError("write to a closed CaptureWriter")
             self._write([stamped])
 
+    def _interface_parts(self, record: CaptureRecord) -> tuple[list[bytes | bytearray], int]:
+        """The interface of the record's connection and channel, and its IDB to write first if it is new."""
+        interface = self._interfaces.get((record.conn, record.channel))
+        if interface is not None:
+            return [], interface
+        channel = RecordChannel(record.channel).value
+        idb = blocks.interface_description(
+            f"vu:{self.socket_path}#{record.conn}/{channel}",
+            f"vutrace: {channel} channel of connection {record.conn}",
+        )
+        return [idb], len(self._interfaces)
+
     def _write(self, parts: list[bytes | bytearray]) -> None:
         """Write whole blocks; if that fails (disk full...), cut the file back to its last complete block."""
         assert self._fd is not None
-        total = sum(map(len, parts))
         try:
-            written = os.writev(self._fd, parts)
-            if written < total:
-                rest = memoryview(b"".join(parts))[written:]
-                while rest:
-                    rest = rest[os.write(self._fd, rest) :]
+            _write_all(self._fd, parts)
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._size)
-                os.lseek(self._fd, self._size, os.SEEK_SET)
+            self._cut_back()
             raise
-        self._size += total
+        self._size += sum(map(len, parts))
+
+    def _cut_back(self) -> None:
+        """Cut the file back to its last complete block (after a failed write)."""
+        assert self._fd is not None
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._size)
+            os.lseek(self._fd, self._size, os.SEEK_SET)
 
     def close(self) -> None:
         with self._lock:
@@ -212,15 +242,44 @@ class CaptureWriter:
 
 def _epb_parts(interface: int, record: CaptureRecord, direction: int) -> list[bytes]:
     """An EPB for ``record`` as the parts to write one after the other (the record's bytes unjoined)."""
-    tags_and_header = rf.exported_pdu_tags(record.kind, rf.info_text(record)) + rf.encode_pseudo_header(record)
-    length = len(tags_and_header) + len(record.data)
+    head, tail = _epb_frame(interface, record, direction, len(record.data))
+    return [head, record.data, tail] if record.data else [head + tail]
+
+
+def _epb_frame(interface: int, record: CaptureRecord, direction: int, data_length: int) -> tuple[bytes, bytes]:
+    """What an EPB for ``record`` has before and after the record's ``data_length`` bytes."""
+    tags_and_header = rf.exported_pdu_tags(record.kind, rf.info_text(record)) + rf.encode_pseudo_header(
+        record, data_length
+    )
+    length = len(tags_and_header) + data_length
     pad = -length % 4
     options = _EPB_FLAGS_OPTION.pack(blocks.EPB_FLAGS, 4, direction, blocks.OPT_END, 0) if direction else b""
     total = _EPB_HEAD.size + length + pad + len(options) + _BLOCK_TRAILER.size
     ts = record.ts_ns
     head = _EPB_HEAD.pack(blocks.EPB_TYPE, total, interface, ts >> 32 & 0xFFFFFFFF, ts & 0xFFFFFFFF, length, length)
-    tail = b"\0" * pad + options + _BLOCK_TRAILER.pack(total)
-    return [head, tags_and_header, record.data, tail] if record.data else [head + tags_and_header + tail]
+    return head + tags_and_header, b"\0" * pad + options + _BLOCK_TRAILER.pack(total)
+
+
+def _write_all(fd: int, parts: list[bytes | bytearray]) -> None:
+    """``writev`` the parts, and whatever a short write left."""
+    written = os.writev(fd, parts)
+    total = sum(map(len, parts))
+    if written < total:
+        rest = memoryview(b"".join(parts))[written:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+
+
+def _discard(pipe: int, length: int) -> None:
+    """Read and drop ``length`` bytes waiting in ``pipe`` (fewer if it ends first)."""
+    while length > 0:
+        try:
+            dropped = len(os.read(pipe, min(length, 1 << 20)))
+        except OSError:
+            return
+        if not dropped:
+            return
+        length -= dropped
 
 
 def _create(path: Path, mode: int) -> int:

@@ -160,14 +160,20 @@ def encode_record(record: CaptureRecord) -> bytes:
     return encode_pseudo_header(record) + record.data
 
 
-def encode_pseudo_header(record: CaptureRecord) -> bytes:
-    """The pseudo-header of a record: what :func:`encode_record` puts before the record's bytes."""
+def encode_pseudo_header(record: CaptureRecord, data_length: int | None = None) -> bytes:
+    """The pseudo-header of a record: what :func:`encode_record` puts before the record's bytes.
+
+    ``data_length`` is how many bytes will follow it (``len(record.data)`` unless the bytes come
+    from elsewhere, as a state chunk spliced from a pipe).
+    """
     kind = RecordKind(record.kind)
+    if data_length is None:
+        data_length = len(record.data)
     flags = 0
     if kind is RecordKind.STATE_CHUNK:
         if record.sha256 is not None:
             flags |= FLAG_SHA256
-        if record.length and not record.data:
+        if record.length and not data_length:
             flags |= FLAG_DATA_OMITTED
         part = STATE_PART.pack(record.offset, record.length, record.sha256 or b"")
     elif kind is RecordKind.EVENT:
@@ -191,7 +197,7 @@ def encode_pseudo_header(record: CaptureRecord) -> bytes:
         flags,
         record.conn,
         record.stream,
-        len(record.data),
+        data_length,
         record.late_fds,
     )
     return common + part + fds

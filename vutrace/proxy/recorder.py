@@ -7,8 +7,8 @@ and only then fills the slot with what it forwarded (bytes, FD descriptions). Wr
 :meth:`Recorder.drain`: whichever thread drains writes every filled slot at the head of the line,
 its own and those other threads filled meanwhile. Events and state chunks drain at once; message
 records are drained by the relays' event loop when none of its sockets is ready (see
-:mod:`vutrace.proxy.loop`). There is no recorder thread, so no thread hand-off on the forwarding
-path.
+:mod:`vutrace.proxy.loop`), so no thread hand-off on the forwarding path. A state chunk may wait in a
+pipe (:class:`PipedChunk`) until it is written: the writer splices it from there into the file.
 
 Listeners run while the records are written (in order, one at a time) and must be quick; one
 that raises is removed. A subscriber's bounded queue drops what does not fit for that subscriber
@@ -19,11 +19,13 @@ written yet.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from vutrace.capture.model import CaptureRecord, EventName, FdInfo, RecordChannel, RecordKind
@@ -43,6 +45,20 @@ MessageItem = tuple[int, RecordChannel, str, bytes, tuple[FdInfo, ...], int]
 """conn, channel, sender, data, FD descriptions, late FDs: a MESSAGE record without its timestamp."""
 
 
+class PipedChunk:
+    """A state chunk whose bytes wait in a pipe (the capture pipe of its transfer) until it is written.
+
+    ``record`` has the chunk's length and no bytes. The capture writer splices the bytes from the
+    pipe into the file; a listener gets them read out of the pipe.
+    """
+
+    __slots__ = ("pipe", "record")
+
+    def __init__(self, record: CaptureRecord, pipe: int) -> None:
+        self.record = record
+        self.pipe = pipe
+
+
 class Slot:
     """A record's place in the capture: its timestamp, and the record once it is known."""
 
@@ -50,7 +66,7 @@ class Slot:
 
     def __init__(self, ts_ns: int) -> None:
         self.ts_ns = ts_ns
-        self.item: CaptureRecord | MessageItem | None = None
+        self.item: CaptureRecord | MessageItem | PipedChunk | None = None
 
 
 class Recorder:
@@ -80,6 +96,14 @@ class Recorder:
         self._writer = writer
         self._write_message = getattr(writer, "write_message", None)
         """The writer's way to store a message without a CaptureRecord (CaptureWriter has one)."""
+        full = getattr(writer, "state_payload", None) == "full"
+        self._write_piped = getattr(writer, "write_piped", None) if full else None
+        """The writer's way to store a state chunk straight from a pipe (CaptureWriter keeping full state)."""
+
+    def splices_state(self) -> bool:
+        """State chunks are best recorded as :class:`PipedChunk` (the capture takes them from a pipe, and
+        no listener needs their bytes)."""
+        return self._write_piped is not None and not self._listeners
 
     # -- producing records --------------------------------------------------------------------
 
@@ -92,7 +116,7 @@ class Recorder:
             self._reserved += 1
         return slot
 
-    def fill(self, slot: Slot, item: CaptureRecord | MessageItem, write: bool = True) -> None:
+    def fill(self, slot: Slot, item: CaptureRecord | MessageItem | PipedChunk, write: bool = True) -> None:
         """Give the slot its record (a CaptureRecord stamped ``slot.ts_ns``, or a message item) and write
         what can be written (``write`` False leaves that to the next :meth:`drain`, on any thread)."""
         slot.item = item
@@ -148,6 +172,8 @@ class Recorder:
                     slots.popleft()
                     if item.__class__ is tuple:
                         self._deliver_message(slot.ts_ns, item)  # type: ignore[arg-type]
+                    elif item.__class__ is PipedChunk:
+                        self._deliver_piped(item)  # type: ignore[arg-type]
                     else:
                         self._deliver(item)  # type: ignore[arg-type]
                     self._delivered += 1
@@ -184,6 +210,15 @@ class Recorder:
             except Exception as error:  # a full disk must not stop the forwarding
                 self.write_error = error
 
+    def _deliver_piped(self, chunk: PipedChunk) -> None:
+        if self._listeners or self.write_error is not None or self._write_piped is None:
+            self._deliver(replace(chunk.record, data=_read_exactly(chunk.pipe, chunk.record.length)))
+            return
+        try:
+            self._write_piped(chunk.record, chunk.pipe)
+        except Exception as error:  # a full disk must not stop the forwarding (the bytes left the pipe)
+            self.write_error = error
+
     def _deliver(self, record: CaptureRecord) -> None:
         writer = self._writer
         if writer is not None and self.write_error is None:
@@ -218,6 +253,21 @@ class Recorder:
 
         self.add_listener(put)
         return records
+
+
+def _read_exactly(pipe: int, length: int) -> bytes:
+    """The next ``length`` bytes of ``pipe`` (fewer only if it fails or ends)."""
+    parts = []
+    while length > 0:
+        try:
+            part = os.read(pipe, length)
+        except OSError:
+            break
+        if not part:
+            break
+        parts.append(part)
+        length -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def event_record(ts_ns: int, name: EventName | str, conn: int, stream: int, attrs: dict) -> CaptureRecord:

@@ -3,7 +3,10 @@
 A :class:`StateStream` runs on its connection's event loop, next to the message relays: it starts
 the moment the SET_DEVICE_STATE_FD reply is out, with no thread to wake. When both ends are pipes
 it passes each chunk on with ``tee(2)`` (the reader gets the bytes without the proxy copying them)
-and then reads the same chunk once for the capture; otherwise it reads a chunk and writes it on.
+and then takes the same chunk out of ``src`` for the capture: with full capture into a capture
+pipe of its own (``splice(2)``, by page reference, so the writer can go on at once), from which the
+capture writer splices it into the file; otherwise it reads it. When an end is not a pipe, it reads
+a chunk and writes it on.
 A chunk is what one call moves, up to the pipe size; the loop serves its other sockets between
 chunks. With ``--state-payload full`` each chunk's bytes go to the capture and nothing is hashed
 here (the analysis hashes the recorded bytes); with ``hash`` each chunk's SHA-256 is computed here
@@ -32,7 +35,7 @@ from dissectors.spec import TRANSFER_DIRECTION
 from vutrace.capture.model import CaptureRecord, EventName, RecordChannel, RecordKind
 from vutrace.proxy.loop import IN, OUT, EventLoop
 from vutrace.proxy.pipes import DEFAULT_PIPE_SIZE, TEE_AVAILABLE, enlarge_pipe, is_pipe, tee
-from vutrace.proxy.recorder import Recorder, event_record
+from vutrace.proxy.recorder import PipedChunk, Recorder, event_record
 
 _DIRECTIONS = {name: value for value, name in TRANSFER_DIRECTION.items()}
 SAVE = _DIRECTIONS["SAVE"]
@@ -106,6 +109,8 @@ class StateStream:
         self._chunk_size = DEFAULT_PIPE_SIZE
         self._use_tee = False
         self._digest: StreamDigest | None = None
+        self._capture_pipe: tuple[int, int] | None = None
+        """Read and write end of the pipe the chunks wait in for the capture writer (full capture with tee)."""
         self._unsent = memoryview(b"")
         self._opened_ns = 0
         self.total = 0
@@ -135,10 +140,29 @@ class StateStream:
         self.recorder.fill(opened, self._event(opened.ts_ns, EventName.STATE_OPEN, pipe_size=capacity))
         if self.hash_payload:
             self._digest = StreamDigest()
+        elif self._use_tee and not error and self.recorder.splices_state():
+            self._open_capture_pipe()
         if error:
             self._finish(error)
         else:
             self._wait_for(self.src, IN)
+
+    def _open_capture_pipe(self) -> None:
+        """The pipe chunks wait in for the capture, if one as large as a chunk can be had."""
+        r, w = os.pipe2(os.O_CLOEXEC)
+        if enlarge_pipe(w) >= self._chunk_size:
+            self._capture_pipe = (r, w)
+        else:
+            os.close(r)
+            os.close(w)
+
+    def _close_capture_pipe(self) -> None:
+        """Close the capture pipe once the capture writer has taken every chunk out of it."""
+        if self._capture_pipe is not None:
+            self.recorder.flush()
+            for fd in self._capture_pipe:
+                os.close(fd)
+            self._capture_pipe = None
 
     def stop(self) -> None:
         """End the transfer now (proxy shutdown): both ends are closed, ``state_close`` says ``stopped``."""
@@ -177,13 +201,31 @@ class StateStream:
         if not n:
             self._finish("eof")
             return
-        parts = []
-        while n:
-            part = os.read(self.src, n)  # the bytes tee just passed on are there
-            parts.append(part)
-            n -= len(part)
-        self._record(parts[0] if len(parts) == 1 else b"".join(parts))
+        if self._capture_pipe is not None:
+            self._move_to_capture_pipe(n)
+        else:
+            parts = []
+            while n:
+                part = os.read(self.src, n)  # the bytes tee just passed on are there
+                parts.append(part)
+                n -= len(part)
+            self._record(parts[0] if len(parts) == 1 else b"".join(parts))
         self._wait_for(self.src, IN)
+
+    def _move_to_capture_pipe(self, length: int) -> None:
+        """Move the ``length`` bytes tee just passed on from ``src`` into the capture pipe, and record them."""
+        assert self._capture_pipe is not None
+        read_end, write_end = self._capture_pipe
+        left = length
+        while left:
+            try:
+                left -= os.splice(self.src, write_end, left, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)
+            except BlockingIOError:  # the capture pipe is full: let the capture writer take what waits in it
+                self.recorder.drain(wait=True)
+        slot = self.recorder.reserve()
+        self.recorder.fill(slot, PipedChunk(self._chunk_record(slot.ts_ns, b"", length, None), read_end))
+        self.total += length
+        self.chunks += 1
 
     def _copy_chunk(self) -> None:
         """Read one chunk and write it on (when an end is not a pipe)."""
@@ -217,21 +259,24 @@ class StateStream:
             digest = hashlib.sha256(chunk).digest()
             self._digest.update(chunk)
             chunk = b""
-        record = CaptureRecord(
+        self.recorder.fill(slot, self._chunk_record(slot.ts_ns, chunk, length, digest))
+        self.total += length
+        self.chunks += 1
+
+    def _chunk_record(self, ts_ns: int, data: bytes, length: int, digest: bytes | None) -> CaptureRecord:
+        """The STATE_CHUNK record of the next ``length`` bytes of the stream."""
+        return CaptureRecord(
             kind=RecordKind.STATE_CHUNK,
-            ts_ns=slot.ts_ns,
+            ts_ns=ts_ns,
             conn=self.conn,
             channel=RecordChannel.STATE,
             sender=self.writer,
-            data=chunk,
+            data=data,
             offset=self.total,
             length=length,
             sha256=digest,
             stream=self.stream,
         )
-        self.recorder.fill(slot, record)
-        self.total += length
-        self.chunks += 1
 
     def _finish(self, reason: str) -> None:
         """Pass end-of-file on (close ``dst``), give state_close its place at that moment, let the connection
@@ -253,6 +298,7 @@ class StateStream:
         finally:
             attrs.update(duration_ns=closed.ts_ns - self._opened_ns, reason=reason)
             self.recorder.fill(closed, self._event(closed.ts_ns, EventName.STATE_CLOSE, **attrs))
+            self._close_capture_pipe()
 
     def _event(self, ts_ns: int, name: EventName, **attrs: object) -> CaptureRecord:
         common = {
