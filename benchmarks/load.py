@@ -201,7 +201,7 @@ def _measure_load(path: str, runs: int = 3) -> dict:
     """Best of ``runs`` loads (wall and CPU seconds) and the peak RSS of this process."""
     import resource
 
-    from vutrace.load import load
+    from vutrace.loader import load
 
     walls, cpus, rows = [], [], 0
     for _ in range(runs):

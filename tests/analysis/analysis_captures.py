@@ -20,7 +20,7 @@ from vutrace.analysis.checks import Finding
 from vutrace.analysis.frame import Capture
 from vutrace.capture.model import CaptureRecord, FdAction, FdInfo, FdKind, RecordChannel, RecordKind
 from vutrace.capture.pcapng import CaptureWriter
-from vutrace.load import load
+from vutrace.loader import load
 
 VIRTIOFSD_FEATURES = 0x174000000
 """GET_FEATURES reply of virtiofsd 1.13: VERSION_1, PROTOCOL_FEATURES, EVENT_IDX, INDIRECT_DESC, LOG_ALL."""

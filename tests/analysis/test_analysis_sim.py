@@ -12,7 +12,7 @@ import pytest
 from vutrace.analysis import checks, sessions, throughput, timeline
 from vutrace.analysis.checks import Severity
 from vutrace.analysis.frame import Capture
-from vutrace.load import load
+from vutrace.loader import load
 from vutrace.sim.routing import ProxyThreads
 from vutrace.sim.scenarios import run_scenario
 

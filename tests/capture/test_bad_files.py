@@ -19,7 +19,7 @@ from vutrace.capture.pcapng import (
     CaptureWarning,
     read_records,
 )
-from vutrace.load import load
+from vutrace.loader import load
 
 
 def _read(path: Path) -> tuple[list, list[warnings.WarningMessage]]:

@@ -16,7 +16,8 @@ from vutrace.capture import record_format as rf
 from vutrace.capture.model import CaptureRecord, RecordChannel, RecordKind
 from vutrace.capture.pcapng import CaptureWarning, read_records
 from vutrace.capture.scapy_layer import VutraceRecord
-from vutrace.load import load, record_row
+from vutrace.loader import load
+from vutrace.rows import record_row
 
 REPO = Path(__file__).resolve().parents[2]
 OLD_SAMPLE = REPO / "samples" / "dpdk-testpmd.pcapng"

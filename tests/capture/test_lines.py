@@ -6,7 +6,7 @@ import re
 
 from capture_samples import T0, sample_records
 
-from vutrace.load import frame_from_records
+from vutrace.loader import frame_from_records
 from vutrace.views.lines import format_duration, format_line, format_record, hex_dump
 
 

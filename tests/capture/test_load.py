@@ -15,7 +15,8 @@ from dissectors.encode import encode
 from dissectors.records import decode
 from vutrace.capture.model import CaptureRecord, EventName, RecordChannel, RecordKind
 from vutrace.capture.pcapng import read_records
-from vutrace.load import COLUMNS, TRAILING, frame_from_records, load, record_row
+from vutrace.loader import frame_from_records, load
+from vutrace.rows import COLUMNS, TRAILING, record_row
 
 
 @pytest.fixture

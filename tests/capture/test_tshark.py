@@ -12,7 +12,7 @@ from capture_samples import sample_records, write_capture
 
 from vutrace.capture import record_format as rf
 from vutrace.capture.wireshark_lua import LUA_PATH, main, payload_fields, render
-from vutrace.load import load
+from vutrace.loader import load
 
 TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (scripts/install-debs)")

@@ -179,3 +179,11 @@ def test_tui_needs_a_capture_file_and_excludes_live(tmp_path, extra):
     assert result.returncode == 2
     assert "--tui shows the capture being written" in result.stderr
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("command", ["proxy", "sim"])
+def test_proxy_and_sim_commands_start_without_pandas(command: str) -> None:
+    """The proxy and the simulated peers never load a capture into a DataFrame: they start without pandas."""
+    probe = f"import sys, vutrace, vutrace.commands.{command}; print('pandas' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "False"

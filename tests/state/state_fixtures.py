@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vutrace.capture.model import CaptureRecord, RecordKind
 from vutrace.capture.pcapng import CaptureWriter, read_records
-from vutrace.load import load
+from vutrace.loader import load
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 FIND_PATHS = ("virtiofs-migration-source.pcapng", "virtiofs-migration-destination.pcapng")

@@ -12,7 +12,7 @@ from vutrace.analysis import state_contents
 from vutrace.analysis.frame import Capture
 from vutrace.cli import main
 from vutrace.commands.state import printable
-from vutrace.load import load
+from vutrace.loader import load
 from vutrace.sim.routing import ProxyThreads
 from vutrace.sim.scenarios import run_scenario
 

@@ -9,7 +9,7 @@ import pytest
 from tui_captures import source_records, write
 
 from vutrace.filtering import FilterError, apply_filter
-from vutrace.load import load
+from vutrace.loader import load
 from vutrace.tui.data import Part, RecordView, check_filter, narrow
 from vutrace.tui.rows import COLUMNS, cells, layout
 from vutrace.tui.sources import read_prefix

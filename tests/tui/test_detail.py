@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from dissectors.fieldmap import field_spans
-from vutrace.load import load
+from vutrace.loader import load
 from vutrace.tui.detail import REGION_HEADER, Item, describe
 
 

@@ -14,7 +14,7 @@ from tui_pilot import drive
 
 from vutrace.capture.model import CaptureRecord
 from vutrace.capture.pcapng import CaptureWriter
-from vutrace.load import load
+from vutrace.loader import load
 from vutrace.tui.app import VutraceApp
 from vutrace.tui.sources import LiveCapture
 from vutrace.tui.widgets.timeline import TimelineChart

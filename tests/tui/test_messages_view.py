@@ -8,7 +8,7 @@ from textual.pilot import Pilot
 from tui_pilot import drive, settle
 
 from dissectors.fieldmap import field_spans
-from vutrace.load import load
+from vutrace.loader import load
 from vutrace.tui.app import VutraceApp
 from vutrace.tui.widgets.detail_tree import DetailTree
 from vutrace.tui.widgets.filter_bar import FilterBar

@@ -9,7 +9,7 @@ from textual.widgets import DataTable, TabbedContent
 from textual_plotext import PlotextPlot
 from tui_pilot import drive, settle
 
-from vutrace.load import load
+from vutrace.loader import load
 from vutrace.tui.app import VutraceApp
 from vutrace.tui.widgets.checks import ChecksPanel
 from vutrace.tui.widgets.conversation import ConversationList, ConversationPanel, conversation_line

@@ -20,7 +20,7 @@ from vutrace.capture.blocks import WalkState
 from vutrace.capture.follow import CaptureFollower
 from vutrace.capture.pairing import MAY_WAIT, NO_REPLY, pair_replies, reply_expectation
 from vutrace.capture.scan import scan
-from vutrace.load import frame_from_batch, frame_from_records, load
+from vutrace.loader import frame_from_batch, frame_from_records, load
 
 PREFIX_BYTES = 4 << 20
 """Bytes read for the first screen of a big capture (tens of thousands of records)."""

@@ -17,7 +17,7 @@ from dissectors.payloads import U64_SPLITS
 from dissectors.records import BASE_KEYS
 from dissectors.spec import FIXED_LAYOUTS
 from vutrace.capture.model import CaptureRecord
-from vutrace.load import COLUMNS, TRAILING, record_row
+from vutrace.rows import COLUMNS, TRAILING, record_row
 
 FRAME_COLUMNS = frozenset((*COLUMNS, *TRAILING, *BASE_KEYS))
 """Columns that are not payload fields (so not repeated as key=value on the line)."""

@@ -17,7 +17,7 @@ import pandas as pd
 from vutrace.capture.blocks import CaptureError
 from vutrace.errors import CommandError
 from vutrace.filtering import FilterError, apply_filter
-from vutrace.load import load
+from vutrace.loader import load
 
 PROGRESS_MIN_BYTES = 16 << 20
 """Files smaller than this load too fast for a progress bar to be worth drawing."""

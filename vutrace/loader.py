@@ -1,5 +1,7 @@
 """Load a capture into a pandas DataFrame: one row per message, state chunk or event.
 
+The columns and the row of a single record are in ``vutrace.rows`` (no pandas there).
+
 The columns are built whole (numpy and Arrow arrays, never a row at a time): the pseudo-headers
 are read column-wise by ``vutrace.capture.scan``, and each distinct message (bytes, channel, FD
 count) is decoded once by ``dissectors.records.decode``; its fields are then spread to every row
@@ -26,38 +28,10 @@ from vutrace.capture.model import CaptureRecord, EventName, RecordKind
 from vutrace.capture.pairing import NO_REPLY, pair_replies, reply_expectation
 from vutrace.capture.pcapng import read_batch
 from vutrace.capture.scan import RecordBatch, scan
+from vutrace.rows import STATE_CHUNK, STATE_CHUNK_HASHED, event_error, hex_or_none
 
 CHANNELS = ["main", "backend", "state", "event"]
 SENDERS = ["frontend", "backend", "proxy"]
-STATE_CHUNK = "STATE_CHUNK"
-"""The ``request`` of a device-state chunk row (events use their event name)."""
-STATE_CHUNK_HASHED = "STATE_CHUNK_HASHED"
-"""The ``request`` of a state chunk recorded as length and SHA-256 only."""
-
-COLUMNS = (
-    "ts_ns",
-    "conn",
-    "channel",
-    "sender",
-    "request",
-    "request_id",
-    "is_reply",
-    "flags",
-    "size",
-    "nfds",
-    "fds",
-    "late_fds",
-    "nbytes",
-    "reply_to",
-    "latency_ns",
-    "error",
-    "need_reply",
-    "version",
-    "payload_len",
-    "warning",
-)
-"""The columns every frame has, in this order; the decoded payload fields follow, then TRAILING."""
-TRAILING = ("stream", "offset", "sha256", "attrs", "raw")
 TEXT_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)
 """pandas' default string dtype ("str"), used for every text column."""
 
@@ -113,7 +87,7 @@ def frame_from_batch(
     event_parts = {i: batch.event(i) for i in events}
     states = np.flatnonzero(batch.kind == RecordKind.STATE_CHUNK)
     fds = _fd_descriptions(batch)
-    sha256 = _sparse_text(n, {i: _hex(batch.sha256(i)) for i in states.tolist()})
+    sha256 = _sparse_text(n, {i: hex_or_none(batch.sha256(i)) for i in states.tolist()})
     if release_buffer:
         batch.buf = b""
     distinct = _decode_distinct(batch, raw)
@@ -347,39 +321,3 @@ def _errors(decoded: object, events: dict[int, tuple[str, dict]]) -> object:
     for i, attrs in failures.items():
         errors[i] = event_error(attrs)
     return errors
-
-
-def event_error(attrs: dict) -> str:
-    """The ``error`` column of an ``error`` event: its error or message attribute, else all attributes."""
-    return str(attrs.get("error") or attrs.get("message") or json.dumps(attrs)) if attrs else "error"
-
-
-def _hex(value: bytes | None) -> str | None:
-    return value.hex() if value is not None else None
-
-
-def record_row(record: CaptureRecord) -> dict[str, object]:
-    """One record as a row mapping with the DataFrame's column names, without pairing (reply_to and
-    latency_ns stay empty); cheap enough for printing records live as the proxy sees them."""
-    row: dict[str, object] = {
-        "ts_ns": record.ts_ns,
-        "conn": record.conn,
-        "channel": str(record.channel),
-        "sender": record.sender,
-        "nfds": len(record.fds),
-        "fds": "; ".join(fd.describe() for fd in record.fds),
-        "late_fds": record.late_fds if record.kind == RecordKind.MESSAGE else 0,
-        "stream": record.stream,
-    }
-    if record.kind == RecordKind.MESSAGE:
-        row.update(decode(record.data, str(record.channel), len(record.fds)))
-    elif record.kind == RecordKind.STATE_CHUNK:
-        row["request"] = STATE_CHUNK if record.data or not record.length else STATE_CHUNK_HASHED
-        row.update(nbytes=record.length or len(record.data), offset=record.offset, sha256=_hex(record.sha256))
-    else:
-        row["request"] = str(record.event)
-        row["attrs"] = json.dumps(record.attrs, separators=(",", ":"), default=str)
-        if record.event == EventName.ERROR:
-            row["error"] = event_error(record.attrs)
-    row["raw"] = record.data
-    return row
