@@ -153,18 +153,22 @@ class Consumer:
         return (self.sink.fileno(),) if self.sink is not None else ()
 
 
-def direct(size: int, kind: str) -> tuple[float, float]:
-    consumer = Consumer(kind)
-    r, w = os.pipe()
-    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, pipe_max())
-    span = Span()
-    writer = child(produce, w, size, close=(r, *consumer.fds))
-    os.close(w)
-    assert consumer.consume(r) == size
+def save(consumer: Consumer, writer_end: int, reader_end: int, size: int, span: Span) -> tuple[float, float]:
+    """A back-end process writes ``size`` bytes into ``writer_end``; ``consumer`` reads ``reader_end`` to EOF."""
+    writer = child(produce, writer_end, size, close=(reader_end, *consumer.fds))
+    os.close(writer_end)
+    assert consumer.consume(reader_end) == size
     consumer.finish()
     measured = span.stop()
     writer.join()
     return measured
+
+
+def direct(size: int, kind: str) -> tuple[float, float]:
+    consumer = Consumer(kind)
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, pipe_max())
+    return save(consumer, w, r, size, Span())
 
 
 def build_hop(directory: str) -> str | None:
@@ -188,12 +192,7 @@ def hop(binary: str, size: int, kind: str) -> tuple[float, float]:
     relay = subprocess.Popen([binary], stdin=writer_r, stdout=reader_w)
     os.close(writer_r)
     os.close(reader_w)
-    writer = child(produce, writer_w, size, close=(reader_r, *consumer.fds))
-    os.close(writer_w)
-    assert consumer.consume(reader_r) == size
-    consumer.finish()
-    measured = span.stop()
-    writer.join()
+    measured = save(consumer, writer_w, reader_r, size, span)
     relay.wait(60)
     return measured
 
