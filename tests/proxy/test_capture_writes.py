@@ -7,6 +7,9 @@ record on its own gives (``blocks.enhanced_packet`` of the exported-PDU tags and
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -150,3 +153,39 @@ def test_piped_chunks_reach_listeners_with_their_bytes_and_the_file_whole(tmp_pa
     os.close(r)
     assert [c.data for c in heard] == [c.data for c in chunks]
     assert [c.data for c in read_records(tmp_path / "c.pcapng")] == [c.data for c in chunks]
+
+
+FULL_DISK_SCRIPT = """
+import os, resource, signal
+from dataclasses import replace
+from vutrace.capture.model import CaptureRecord, RecordChannel, RecordKind
+from vutrace.capture.pcapng import CaptureWriter
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+r, w = os.pipe()
+written = 0
+with CaptureWriter({path!r}) as writer:
+    try:
+        while True:
+            os.write(w, bytes([written]) * 30_000 + b"next")
+            chunk = CaptureRecord(RecordKind.STATE_CHUNK, written, 1, RecordChannel.STATE, "backend",
+                                  offset=written * 30_000, length=30_000)
+            writer.write_piped(chunk, r)
+            assert os.read(r, 4) == b"next"
+            written += 1
+    except OSError as error:
+        print(written, error.errno, os.read(r, 4))
+"""
+
+
+def test_write_piped_on_a_full_disk_leaves_whole_records_and_an_emptied_pipe(tmp_path: Path) -> None:
+    path = tmp_path / "c.pcapng"
+    script = FULL_DISK_SCRIPT.format(path=str(path))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    written, _, rest = result.stdout.split()
+    assert int(written) == 3  # the fourth 30 kB chunk does not fit in 100 kB
+    assert rest == "b'next'"  # the failed chunk's bytes were taken out of the pipe, nothing more
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chunks = list(read_records(path))
+    assert [c.data for c in chunks] == [bytes([i]) * 30_000 for i in range(3)]
