@@ -265,8 +265,9 @@ for data in (check, ok, failed):
 #
 # * a `state_open` event, then one `STATE_CHUNK` row per read (`channel == "state"`, with
 #   `offset`, `nbytes` and the bytes in `raw`);
-# * a `state_close` event when the writer closed, with the byte total and the SHA-256 of the
-#   whole stream.
+# * a `state_close` event when the writer closed and the proxy passed the end of the stream on,
+#   with the byte total (and the SHA-256 of the whole stream when the proxy keeps only hashes of
+#   the chunks, `--state-payload hash`; otherwise the analysis hashes the recorded bytes).
 
 # %% [markdown]
 # ## 4. A live migration, recorded
@@ -421,7 +422,7 @@ figures.ladder_figure(live_source, figures.ladder_rows(live_source), live_origin
 # ### Throughput of the state transfer
 #
 # `vutrace.analysis.throughput` turns each transfer into a stream: who provided the channel,
-# how many bytes, in how many reads, how fast, and the SHA-256 the proxy computed:
+# how many bytes, in how many reads, how fast, and the SHA-256 of the bytes:
 
 
 # %%
@@ -450,7 +451,7 @@ figures.throughput_figure(live_streams).update_layout(title="Simulated migration
 
 # %% [markdown]
 # The SAVE stream (back-end to front-end on the source) and the LOAD stream (front-end to
-# back-end on the destination) should carry exactly the same bytes. The proxy's hashes say so;
+# back-end on the destination) should carry exactly the same bytes. The streams' hashes say so;
 # here is the same check done on the chunk bytes themselves, and against the hash the front-end
 # computed:
 
@@ -466,7 +467,7 @@ saved, loaded = state_bytes(live_source), state_bytes(live_destination)
 comparison = throughput.compare(*(throughput.streams(c) for c in (live_source, live_destination)))
 print(f"saved {len(saved):,} bytes, loaded {len(loaded):,} bytes, identical: {saved == loaded}")
 print(
-    "proxy hashes equal:",
+    "stream hashes equal:",
     comparison.same_hash,
     "| front-end's hash equal:",
     hashlib.sha256(saved).hexdigest() == migration.state_sha256,

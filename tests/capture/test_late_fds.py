@@ -19,9 +19,8 @@ from vutrace.capture.scapy_layer import VutraceRecord
 from vutrace.loader import load
 from vutrace.rows import record_row
 
-REPO = Path(__file__).resolve().parents[2]
-OLD_SAMPLE = REPO / "samples" / "dpdk-testpmd.pcapng"
-"""A real capture written by the record-version-1.0 writer (committed before late_fds existed)."""
+OLD_SAMPLE = Path(__file__).resolve().parent / "data" / "dpdk-testpmd-record-1.0.pcapng"
+"""A real capture written by the record-version-1.0 writer: samples/dpdk-testpmd.pcapng as committed before late_fds."""
 PSEUDO_HEADER = b"\0\0\0\0" + rf.MAGIC
 """The exported-PDU end tag followed by the magic: where each pseudo-header starts in a file."""
 

@@ -167,7 +167,7 @@ def test_tshark_info_column(capture: Path) -> None:
 @needs_tshark
 def test_record_version_1_0_messages_have_no_late_fds_field() -> None:
     """A capture written before late_fds existed (byte 28 reserved): the dissector leaves the field out."""
-    old = Path(__file__).resolve().parents[2] / "samples" / "dpdk-testpmd.pcapng"
+    old = Path(__file__).resolve().parent / "data" / "dpdk-testpmd-record-1.0.pcapng"
     rows = _fields(old, ["vutrace.minor", "vutrace.kind", "vutrace.late_fds"])
     assert rows and {r["vutrace.minor"] for r in rows} == {"0"}
     assert any(r["vutrace.kind"] == "1" for r in rows)

@@ -58,10 +58,10 @@ def test_file_handles_sample_in_text(capsys: pytest.CaptureFixture[str]) -> None
     _, out, _ = run(capsys, "state", str(sample(FILE_HANDLES[1])))
     assert ", LOAD, 290 bytes" in out
     assert (
-        'file handle mount 68 FILEID_INO32_GEN 73c020007a3e56a0 (ino 2146419 generation 2690006650) (mount path ".")'
+        'file handle mount 47 FILEID_INO32_GEN 8ee32300e32aa04a (ino 2352014 generation 1252010723) (mount path ".")'
         in out
     )
-    assert '  mount paths: 68 -> "."' in out
+    assert '  mount paths: 47 -> "."' in out
 
 
 def test_json_carries_the_structured_state(capsys: pytest.CaptureFixture[str]) -> None:
