@@ -232,6 +232,37 @@ def save_checked_early() -> Conversation:
     return ended(c)
 
 
+def held_check(direction: int) -> Build:
+    """A transfer whose CHECK_DEVICE_STATE reached the proxy before the stream ended: the proxy recorded a
+    ``message_held`` event then, and forwarded (and recorded) the check after ``state_close``."""
+
+    def build() -> Conversation:
+        c = suspended() if direction == 0 else Conversation()
+        if direction:
+            qemu_handshake(c)
+        name = "SAVE" if direction == 0 else "LOAD"
+        writer = "backend" if direction == 0 else "frontend"
+        c.request("SET_DEVICE_STATE_FD", fds=(PIPE,), direction=direction, phase=0)
+        c.reply("SET_DEVICE_STATE_FD", state_error=0, nofd=True)
+        c.event("state_open", stream=1, direction=name, provider="frontend", writer=writer)
+        c.streams = 1
+        c.chunk(STATE[:4096], 0, writer, 1)
+        c.event(
+            "message_held",
+            channel="main",
+            sender="frontend",
+            request="CHECK_DEVICE_STATE",
+            reason="waiting for the device-state relay to end",
+        )
+        c.chunk(STATE[4096:], 4096, writer, 1)
+        close_stream(c, STATE, name)
+        c.request("CHECK_DEVICE_STATE")
+        c.reply("CHECK_DEVICE_STATE", result=0)
+        return ended(c)
+
+    return build
+
+
 def load_checked(*, data_after_reply: bool = False, close_gap_ns: int = 0, close: bool = True) -> Build:
     """A LOAD whose last chunk may come after the CHECK_DEVICE_STATE reply, and whose close the proxy may stamp
     ``close_gap_ns`` after the reply (it stamps the close after closing the pipe, from another thread)."""
@@ -403,6 +434,7 @@ TRIGGERS: dict[str, list[Build]] = {
     "state.refused": [transfer_reply(1, True, ())],
     "state.check-before-close": [
         save_checked_early,
+        held_check(0),
         load_checked(data_after_reply=True),
         load_checked(close=False),
     ],
@@ -442,7 +474,7 @@ NEAR_MISSES: dict[str, list[Build]] = {
     "state.restarted": [kick_during_transfer(after_check=True)],
     "state.reply-error-with-fd": [transfer_reply(1, True, ()), transfer_reply(0, False, (PIPE,))],
     "state.refused": [transfer_reply(0, True, ())],
-    "state.check-before-close": [transfer_without(None), load_checked(close_gap_ns=10_000_000)],
+    "state.check-before-close": [transfer_without(None), load_checked(close_gap_ns=10_000_000), held_check(1)],
     "state.check-failed": [checked(0)],
     "state.empty": [transfer_without(None)],
     "suspend.backend-message": [config_change(while_suspended=False), config_change(True, after_ns=1_000_000)],

@@ -13,12 +13,13 @@ import pytest
 
 from dissectors.encode import encode
 from dissectors.records import decode
-from tests.proxy.conftest import Harness
+from tests.proxy.conftest import Harness, wait_for
 from tests.proxy.peers import Endpoint, read_fd_fully, read_some, write_fd_fully
 from vutrace import load
-from vutrace.analysis import throughput
+from vutrace.analysis import checks, throughput
 from vutrace.analysis.frame import Capture
 from vutrace.capture.model import FdAction, FdKind, RecordKind
+from vutrace.capture.pcapng import read_records
 from vutrace.proxy import relay
 
 SAVE, LOAD = 0, 1
@@ -247,6 +248,34 @@ def test_state_close_is_recorded_before_the_check_it_held_and_timestamps_follow_
     assert order.index("state_close") < order.index("CHECK_DEVICE_STATE")
     stamps = [r.ts_ns for r in records]
     assert stamps == sorted(stamps)
+
+
+def test_a_check_sent_before_the_end_of_a_save_is_held_and_the_capture_says_when_it_came(harness: Harness) -> None:
+    front, back = harness.open()
+    fe_end, be_end = start_transfer(front, back, SAVE)
+    write_fd_fully(be_end, b"first part")
+    assert read_some(fe_end) == b"first part"
+    check = encode("CHECK_DEVICE_STATE")
+    front.send(check)  # too early: the front-end has not seen end-of-file
+
+    def held() -> bool:
+        harness.proxy.flush()
+        return any(r.event == "message_held" for r in read_records(harness.capture))
+
+    wait_for(held)
+    os.close(be_end)
+    assert read_fd_fully(fe_end) == b""
+    os.close(fe_end)
+    assert back.recv_message() == (check, [])
+    back.send(encode("CHECK_DEVICE_STATE", reply=True, result=0))
+    front.recv_message()
+    records = harness.records()
+    order = [r.event or decode(r.data)["request"] for r in records if r.conn == 1]
+    assert order.index("message_held") < order.index("state_close") < order.index("CHECK_DEVICE_STATE")
+    (held,) = harness.events("message_held")
+    assert held.attrs["request"] == "CHECK_DEVICE_STATE" and held.attrs["sender"] == "frontend"
+    findings = checks.check(Capture(load(harness.capture), "capture", str(harness.capture)))
+    assert [f.rule for f in findings if f.rule.startswith("state.")] == ["state.check-before-close"]
 
 
 def test_check_held_too_long_goes_anyway_with_an_error_event(harness: Harness, monkeypatch) -> None:

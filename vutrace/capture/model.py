@@ -106,6 +106,7 @@ class EventName(StrEnum):
     SHUTDOWN = "shutdown"
     MESSAGE_TRUNCATED = "message_truncated"
     MESSAGE_MODIFIED = "message_modified"
+    MESSAGE_HELD = "message_held"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dissectors.header import Header
-from dissectors.spec import HEADER_FORMAT, HEADER_SIZE
+from dissectors.spec import HEADER_FORMAT, HEADER_SIZE, lookup
 from vutrace.capture.model import EventName, FdAction, FdInfo, RecordChannel
 from vutrace.proxy.fdinfo import describe
 from vutrace.proxy.framing import ANCILLARY_BUFFER, MSG_CTRUNC, RECV_FLAGS, close_fds, fds_from_ancillary, send_some
@@ -329,7 +329,14 @@ class MessageRelay:
     # -- holding a message ------------------------------------------------------------------------
 
     def _hold(self, held: _Held) -> None:
+        """Keep a message back until its condition holds; a ``message_held`` event marks when it arrived."""
         held.out.data = bytes(held.out.data)  # its own copy: the receive buffer is the next message's
+        message = lookup(str(self.channel), _HEADER.unpack_from(held.out.data)[0])
+        self._note(
+            EventName.MESSAGE_HELD,
+            request=message.name if message else "",
+            reason=f"waiting for {held.out.hold_reason or 'a condition'}",
+        )
         self._held = held
         self.reading = False
         self.link.update()

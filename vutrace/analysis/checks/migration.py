@@ -181,6 +181,8 @@ class _Stream:
     last_chunk: dict[str, Any] | None = None
     check: dict[str, Any] | None = None
     check_reply: dict[str, Any] | None = None
+    check_held: dict[str, Any] | None = None
+    """The proxy's ``message_held`` event for the CHECK_DEVICE_STATE: when the front-end sent it."""
 
 
 def _streams(ctx: CheckContext) -> list[_Stream]:
@@ -200,6 +202,13 @@ def _streams(ctx: CheckContext) -> list[_Stream]:
             elif row.get("request") == "CHECK_DEVICE_STATE" and conn in current and current[conn].check is None:
                 current[conn].check = row
                 current[conn].check_reply = ctx.replies.get(row["row"])
+        elif (
+            is_event(row, "message_held")
+            and attrs_of(row).get("request") == "CHECK_DEVICE_STATE"
+            and conn in current
+            and current[conn].check is None
+        ):
+            current[conn].check_held = row
         elif is_event(row, "state_open") and conn in current:
             by_number[(conn, int(row.get("stream") or 0))] = current[conn]
             current[conn].open_row = row
@@ -226,9 +235,16 @@ def check_before_close(ctx: CheckContext) -> Iterator[Hit]:
         check, answer = stream.check, stream.check_reply
         if check is None or stream.open_row is None:
             continue
-        chunk = stream.last_chunk
-        if stream.close_row is None:
+        chunk, held, close = stream.last_chunk, stream.check_held, stream.close_row
+        if close is None:
             yield Hit("CHECK_DEVICE_STATE while the state channel is still open (it never closed)", (check["row"],))
+        elif stream.direction == 0 and held is not None and int(held["ts_ns"]) < int(close["ts_ns"]):
+            yield Hit(
+                "CHECK_DEVICE_STATE sent before the front-end could have read the end of the SAVE stream "
+                f"(the proxy passed end-of-file on {human_duration(int(close['ts_ns']) - int(held['ts_ns']))} later "
+                "and held the check until then)",
+                (held["row"], close["row"], check["row"]),
+            )
         elif stream.direction == 0 and chunk is not None and int(chunk["ts_ns"]) > int(check["ts_ns"]):
             yield Hit(
                 "CHECK_DEVICE_STATE sent before the front-end received the whole SAVE stream "
