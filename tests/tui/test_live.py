@@ -12,11 +12,12 @@ from textual.pilot import Pilot
 from tui_captures import source_records
 from tui_pilot import drive
 
-from vutrace.capture.model import CaptureRecord
+from vutrace.capture.model import CaptureRecord, RecordKind
 from vutrace.capture.pcapng import CaptureWriter
 from vutrace.loader import load
 from vutrace.tui.app import VutraceApp
 from vutrace.tui.sources import LiveCapture
+from vutrace.tui.widgets.ladder import LadderList
 from vutrace.tui.widgets.timeline import TimelineChart
 
 
@@ -162,6 +163,30 @@ def test_an_analysis_view_follows_a_live_capture(tmp_path: Path, monkeypatch) ->
         assert phases() == {"negotiation", "setup"}
         writer.let(len(records) - 20)
         await wait_for(pilot, lambda: "state transfer" in phases())
+
+    drive(app, script)
+
+
+def test_the_ladder_grows_with_a_live_capture_and_folds_chunks_read_at_different_times(tmp_path: Path) -> None:
+    path = tmp_path / "live.pcapng"
+    records = source_records()
+    first_chunk = next(i for i, r in enumerate(records) if r.kind is RecordKind.STATE_CHUNK)
+    writer = SlowWriter(path, records)
+    app = VutraceApp([path], live=True)
+
+    async def script(pilot: Pilot) -> None:
+        writer.start()
+        writer.let(first_chunk + 1)
+        await wait_for(pilot, lambda: len(app.parts[0]) == first_chunk + 1)
+        await pilot.press("8")
+        listing = app.main.query_one(LadderList)
+        await wait_for(pilot, lambda: listing.view is not None and len(listing.view) == first_chunk + 1)
+        assert listing.view.transfers[1].chunks == 1
+        writer.let(len(records) - first_chunk - 1)
+        await wait_for(pilot, lambda: listing.view.records == len(records))
+        chunks = sum(r.kind is RecordKind.STATE_CHUNK for r in records)
+        assert listing.view.transfers[1].chunks == chunks
+        assert len(listing.view) == len(records) - chunks + 1
 
     drive(app, script)
 

@@ -104,3 +104,22 @@ def test_two_captures_merged(snap_compare, captures: tuple[Path, Path]) -> None:
 
 def test_help(snap_compare, source: Path) -> None:
     assert snap_compare(VutraceApp([source]), run_before=after("question_mark"))
+
+
+def test_conversation_filtered(snap_compare, source: Path) -> None:
+    assert snap_compare(VutraceApp([source]), run_before=after(then=enter_filter_and_follow))
+
+
+async def enter_filter_and_follow(pilot: Pilot) -> None:
+    await enter_filter(pilot)
+    await settle(pilot)
+    await pilot.press("f")
+
+
+def test_connections(snap_compare, captures: tuple[Path, Path]) -> None:
+    assert snap_compare(VutraceApp(list(captures)), run_before=after("7"))
+
+
+def test_ladder(snap_compare, source: Path) -> None:
+    """The end of the source's connection, the cursor on its device-state transfer."""
+    assert snap_compare(VutraceApp([source]), run_before=after("8", "end", "up", "up", "up", "up"))

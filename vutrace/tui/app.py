@@ -28,6 +28,7 @@ from vutrace.tui.data import Part, RecordView, check_filter
 from vutrace.tui.messages import (
     CaptureLoaded,
     FilterSubmitted,
+    FollowConnection,
     JumpToRecord,
     LoadFailed,
     LoadProgress,
@@ -41,8 +42,8 @@ from vutrace.tui.screens.help import HelpScreen
 from vutrace.tui.screens.main import TABS, MainScreen
 from vutrace.tui.sources import PREFIX_BYTES, LiveCapture, load_file, read_prefix
 from vutrace.tui.widgets.analysis_panel import AnalysisPanel
-from vutrace.tui.widgets.conversation import ConversationList, ConversationPanel
 from vutrace.tui.widgets.filter_bar import FilterBar
+from vutrace.tui.widgets.followed import FollowPanel
 from vutrace.tui.widgets.message_list import MessageList
 from vutrace.tui.widgets.session import SessionPanel
 from vutrace.tui.widgets.status_bar import Status, StatusBar
@@ -65,7 +66,8 @@ def capture_labels(paths: Sequence[Path]) -> list[str]:
 
 
 class VutraceApp(App[None]):
-    """Messages, conversation, timeline, throughput, session and checks views of one or two captures."""
+    """Messages, conversation, timeline, throughput, session, checks, connections and ladder views of one or two
+    captures."""
 
     CSS_PATH = "vutrace.tcss"
     TITLE = "vutrace"
@@ -102,6 +104,8 @@ class VutraceApp(App[None]):
         self.prefix_bytes = prefix_bytes
         self.poll_seconds = poll_seconds
         self.expression = ""
+        self.followed: tuple[int, int] | None = None
+        """(part, conn) of the connection the Conversation and Ladder views show, once one was chosen."""
         self.sources: list[LiveCapture] = []
         self.status = Status(labels, live=live)
         self._results: Results | None = None
@@ -119,7 +123,8 @@ class VutraceApp(App[None]):
 
     def on_ready(self) -> None:
         self.rebuild_views()
-        self.main.query_one(ConversationPanel).set_parts(self.parts, self.t0_ns, self.tags)
+        for panel in self._followers():
+            panel.set_parts(self.parts, self.t0_ns, self.tags)
         if self.live:
             self.sources = [LiveCapture(path) for path in self.paths]
             self.set_interval(self.poll_seconds, self.poll_live)
@@ -162,10 +167,11 @@ class VutraceApp(App[None]):
             self.status.loading[part.label] = 0.0
         for warning in message.warnings:
             self.notify(warning, severity="warning", timeout=8)
-        conversation = self.main.query_one(ConversationPanel)
-        conversation.set_parts(self.parts, self.t0_ns, self.tags)
-        if conversation.conn is not None:
-            conversation.follow(conversation.part, conversation.conn, conversation.query_one(ConversationList).current)
+        for panel in self._followers():
+            panel.set_parts(self.parts, self.t0_ns, self.tags)
+            panel.invalidate()
+        if self.followed is not None:
+            self.show_followed()
         self.rebuild_views()
         self.data_changed()
 
@@ -196,13 +202,15 @@ class VutraceApp(App[None]):
         first = not len(self.parts[message.part])
         self.parts[message.part].append(message.frame)
         if first:
-            self.main.query_one(ConversationPanel).set_parts(self.parts, self.t0_ns, self.tags)
+            for panel in self._followers():
+                panel.set_parts(self.parts, self.t0_ns, self.tags)
             self.rebuild_views()
         else:
             for pane in self.main.panes:
                 if pane.view.extend():
                     pane.list.records_added()
-            self.main.query_one(ConversationPanel).records_added()
+            for panel in self._followers():
+                panel.records_added()
         self.data_changed()
 
     @property
@@ -295,7 +303,60 @@ class VutraceApp(App[None]):
         if message.expression != self.expression:
             self.expression = message.expression
             self.rebuild_views()
-        self.main.focus_list()
+        for panel in self._followers():
+            panel.set_filter(self.expression)
+        follower = self._active_follower()
+        if follower is None:
+            self.main.focus_list()
+            return
+        self.show_followed()
+        follower.listing.focus()
+
+    @on(FollowConnection)
+    def follow_connection(self, message: FollowConnection) -> None:
+        self.follow(message.part, message.conn, message.tab)
+
+    def follow(self, part: int, conn: int, tab: str | None = None, keep: tuple[int, int] | None = None) -> None:
+        """Show connection ``conn`` of capture ``part`` in the Conversation and Ladder views (each when it is next
+        shown), switching to ``tab`` if given, the cursor on record ``keep`` if given."""
+        self.followed = (part, conn)
+        if tab is not None:
+            panel = self.main.query_one(f"#{tab}").query_one(FollowPanel)
+            self._prepare(panel)
+            panel.show(part, conn, keep)
+            self.action_tab(tab)
+        else:
+            self.show_followed(keep)
+
+    def show_followed(self, keep: tuple[int, int] | None = None) -> None:
+        """Bring the Conversation or Ladder view on screen to the followed connection (at first, the connection
+        of the record under the cursor in the Messages view)."""
+        panel = self._active_follower()
+        if panel is None:
+            return
+        if self.followed is None:
+            current = self._current()
+            if current is None:
+                return
+            self.followed = (current[0], int(self.parts[current[0]].row(current[1])["conn"]))
+            keep = keep or current
+        self._prepare(panel)
+        panel.show(*self.followed, keep)
+
+    def _prepare(self, panel: FollowPanel) -> None:
+        panel.set_parts(self.parts, self.t0_ns, self.tags)
+        panel.set_filter(self.expression)
+
+    def _followers(self) -> list[FollowPanel]:
+        return list(self.main.query(FollowPanel)) if self.main.is_mounted else []
+
+    def _active_follower(self) -> FollowPanel | None:
+        """The Conversation or Ladder view, when it is the view on screen."""
+        if not self.main.is_mounted:
+            return None
+        active = self.main.query_one(TabbedContent).active_pane
+        panels = list(active.query(FollowPanel)) if active is not None else []
+        return panels[0] if panels else None
 
     @on(JumpToRecord)
     def jump(self, message: JumpToRecord) -> None:
@@ -309,6 +370,8 @@ class VutraceApp(App[None]):
 
     @on(TabbedContent.TabActivated)
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.main.call_after_refresh(self.main.align_tabs)
+        self.show_followed()
         panel = self._active_analysis()
         if panel is not None:
             panel.update_view()
@@ -359,11 +422,7 @@ class VutraceApp(App[None]):
         if current is None:
             return
         part, row = current
-        conn = int(self.parts[part].row(row)["conn"])
-        panel = self.main.query_one(ConversationPanel)
-        panel.set_parts(self.parts, self.t0_ns, self.tags)
-        panel.follow(part, conn, keep=current)
-        self.action_tab("conversation")
+        self.follow(part, int(self.parts[part].row(row)["conn"]), "conversation", keep=current)
 
     def action_goto(self) -> None:
         self.push_screen(GotoScreen(), self.go)

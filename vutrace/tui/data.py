@@ -127,6 +127,17 @@ class Part:
             self._blocks.popitem(last=False)
         return rows
 
+    def values(self, name: str, rows: np.ndarray) -> pd.Series:
+        """Column ``name`` at ``rows`` (ascending row numbers), taken from the chunks without joining them."""
+        found = []
+        for first, chunk in self.pieces:
+            lo, hi = np.searchsorted(rows, (first, first + len(chunk)))
+            if lo < hi:
+                found.append(chunk[name].iloc[rows[lo:hi] - first])
+        if not found:
+            return pd.Series([], dtype=object)
+        return found[0] if len(found) == 1 else concat([f.to_frame() for f in found])[name]
+
     def reply_of(self, row: int) -> int | None:
         """The row of the reply that answers the request in row ``row``, if any."""
         for first, chunk in self.pieces:
@@ -244,6 +255,11 @@ class RecordView:
         self.part_of = np.concatenate([self.part_of, parts])
         self.row_of = np.concatenate([self.row_of, rows])
         return len(rows)
+
+    @property
+    def records(self) -> int:
+        """Records the view holds: its lines, unless a subclass draws several records as one line."""
+        return len(self)
 
     def locate(self, position: int) -> tuple[int, int]:
         """(part, row) at a list position."""

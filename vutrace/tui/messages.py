@@ -25,6 +25,16 @@ class JumpToRecord(Message):
 
 
 @dataclass
+class FollowConnection(Message):
+    """Show connection ``conn`` of capture ``part`` in the Conversation and Ladder views, and switch to ``tab``
+    ("conversation" or "ladder") if given."""
+
+    part: int
+    conn: int
+    tab: str | None = None
+
+
+@dataclass
 class FieldHighlighted(Message):
     """The detail tree is on a field; ``span`` names its bytes (``dissectors.fieldmap``), None for none."""
 

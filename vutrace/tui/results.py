@@ -1,4 +1,4 @@
-"""The analysis behind the Timeline, Throughput, Session and Checks views, computed once per capture state.
+"""The analysis behind the Timeline, Throughput, Session, Checks and Connections views, computed once per capture state.
 
 Everything comes from ``vutrace.analysis``; this module only decides what to compute for the parts
 on screen and keeps the results until a capture changes (a live capture grows).
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vutrace.analysis.checks import Finding, check
+from vutrace.analysis.connections import ConnectionSummary, summaries
 from vutrace.analysis.frame import Capture
 from vutrace.analysis.sessions import Session, sessions
 from vutrace.analysis.throughput import Stream, streams
@@ -30,6 +31,7 @@ class Results:
     _streams: list[list[Stream]] | None = field(default=None, repr=False)
     _sessions: list[list[Session]] | None = field(default=None, repr=False)
     _findings: list[Finding] | None = field(default=None, repr=False)
+    _connections: list[list[ConnectionSummary]] | None = field(default=None, repr=False)
 
     def timelines(self) -> list[SideTimeline]:
         if self._timelines is None:
@@ -56,6 +58,16 @@ class Results:
         if self._findings is None:
             self._findings = check(*self.captures[:2])
         return self._findings
+
+    def connections(self) -> list[list[ConnectionSummary]]:
+        """Per capture, one summary per connection (from the sessions, streams and findings above)."""
+        if self._connections is None:
+            findings = self.findings()
+            self._connections = [
+                summaries(capture, found, transfers, findings)
+                for capture, found, transfers in zip(self.captures, self.sessions(), self.streams(), strict=True)
+            ]
+        return self._connections
 
     def part_of(self, label: str) -> int:
         """The part number of a capture label (findings and phases name their capture by label)."""

@@ -16,7 +16,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("?  F1", "this help"),
             ("/", "display filter (Enter applies, Escape goes back)"),
-            ("1 … 6", "Messages, Conversation, Timeline, Throughput, Session, Checks"),
+            ("1 … 8", "Messages, Conversation, Timeline, Throughput, Session, Checks, Connections, Ladder"),
             ("Tab  Shift+Tab", "next / previous pane"),
             ("\\", "maximize the pane (Escape restores)"),
             ("f", "follow the connection of the record under the cursor"),
@@ -39,11 +39,21 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
-        "Conversation, Session",
+        "Conversation, Ladder, Session",
         (
             ("[  ]", "previous / next connection"),
+            ("a", "conversation, ladder: only the records the filter shows, or all of the connection"),
             ("c", "conversation: all channels, main, back-end channel, state stream"),
             ("Enter", "show the record in the Messages view"),
+        ),
+    ),
+    (
+        "Connections",
+        (
+            ("Enter", "the connection in the Conversation view"),
+            ("l", "the connection in the Ladder view"),
+            ("s  r", "sort by the next column, reverse the order (or click a column title)"),
+            ("a", "analyse a very big capture anyway"),
         ),
     ),
     (

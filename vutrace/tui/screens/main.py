@@ -1,13 +1,15 @@
-"""The main screen: status line, filter box, the six views as tabs, the key footer.
+"""The main screen: status line, filter box, the eight views as tabs, the key footer.
 
-Messages · Conversation · Timeline · Throughput · Session · Checks. The Messages tab holds one
-``RecordPane`` per list: one capture, two captures merged by time, or two side by side.
+Messages · Conversation · Timeline · Throughput · Session · Checks · Connections · Ladder. The
+Messages tab holds one ``RecordPane`` per list: one capture, two captures merged by time, or two
+side by side.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
@@ -15,8 +17,10 @@ from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
 from vutrace.tui.data import RecordView
 from vutrace.tui.widgets.checks import ChecksPanel
+from vutrace.tui.widgets.connections import ConnectionsPanel
 from vutrace.tui.widgets.conversation import ConversationPanel
 from vutrace.tui.widgets.filter_bar import FilterBar
+from vutrace.tui.widgets.ladder import LadderPanel
 from vutrace.tui.widgets.message_list import MessageList
 from vutrace.tui.widgets.record_pane import RecordPane
 from vutrace.tui.widgets.session import SessionPanel
@@ -24,7 +28,7 @@ from vutrace.tui.widgets.status_bar import Status, StatusBar
 from vutrace.tui.widgets.throughput import ThroughputPanel
 from vutrace.tui.widgets.timeline import TimelinePanel
 
-TABS = ("messages", "conversation", "timeline", "throughput", "session", "checks")
+TABS = ("messages", "conversation", "timeline", "throughput", "session", "checks", "connections", "ladder")
 
 
 class MainScreen(Screen[None]):
@@ -53,6 +57,10 @@ class MainScreen(Screen[None]):
                 yield SessionPanel()
             with TabPane("6 Checks", id="checks"):
                 yield ChecksPanel()
+            with TabPane("7 Connections", id="connections"):
+                yield ConnectionsPanel()
+            with TabPane("8 Ladder", id="ladder"):
+                yield LadderPanel()
         yield Footer()
 
     @property
@@ -89,6 +97,23 @@ class MainScreen(Screen[None]):
         tabs = self.query_one(TabbedContent)
         tabs.active = tab
         self.focus_tab()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self.align_tabs)
+
+    def align_tabs(self) -> None:
+        """Scroll the tab strip no further than it takes to show the active tab.
+
+        On a screen narrower than the strip (80 columns hold the first six tabs), Textual centres
+        the active tab, which hides the first tabs although the active one would fit without that.
+        """
+        tabs = self.query_one(TabbedContent).query_one(Tabs)
+        active = tabs.active_tab
+        strips = tabs.query("#tabs-scroll")
+        if active is None or not strips:
+            return
+        strip = strips.first()
+        strip.scroll_to(x=max(0, active.virtual_region.right - strip.size.width), animate=False, force=True)
 
     def focus_tab(self) -> None:
         """Focus the first focusable widget of the shown view, or the tab strip if it has none yet."""

@@ -1,26 +1,21 @@
 """Follow a connection: its records as a two-column conversation, front-end left, back-end right.
 
 Both message channels and the device-state stream are in it (back-end channel messages are marked
-``[B]``, state chunks ``≋``); proxy events sit in the middle. ``c`` narrows it to one channel,
-``[`` / ``]`` step to the previous or next connection, Enter shows the record in the Messages view.
+``[B]``, state chunks ``≋``); proxy events sit in the middle. ``c`` narrows it to one channel; the
+display filter, ``a``, ``[`` / ``]`` and Enter work as in every followed-connection view
+(``widgets.followed``).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 from rich.segment import Segment
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
 from textual.strip import Strip
-from textual.widgets import Static
 
-from vutrace.tui.data import Part, RecordView
-from vutrace.tui.messages import JumpToRecord
 from vutrace.tui.rows import Cells, fit
-from vutrace.tui.widgets.message_list import MessageList
+from vutrace.tui.widgets.followed import FollowList, FollowPanel
 
 TIME = 11
 CHANNEL_CHOICES = ("all", "main", "backend", "state")
@@ -50,10 +45,8 @@ def conversation_line(line: Cells, width: int) -> str:
     return time + fit(f"· {line.request} {line.summary} ·", inner + 1).center(inner + 1)
 
 
-class ConversationList(MessageList):
+class ConversationList(FollowList):
     """A ``MessageList`` drawn as a conversation."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "open", "Show in Messages")]
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -73,86 +66,25 @@ class ConversationList(MessageList):
             style += self.get_component_rich_style("message-list--cursor")
         return Strip([Segment(fit(conversation_line(line, width), width), style)])
 
-    def action_open(self) -> None:
-        if self.current is not None:
-            self.post_message(JumpToRecord(*self.current))
 
-
-def connections(part: Part) -> list[int]:
-    """The connection numbers of a capture, in order."""
-    if not len(part):
-        return []
-    return [int(c) for c in np.unique(part.frame()["conn"].to_numpy())]
-
-
-class ConversationPanel(Vertical):
+class ConversationPanel(FollowPanel):
     """Heading and conversation of one connection of one capture."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "cycle_channel", "Channel"),
-        Binding("right_square_bracket", "step(1)", "Next conn"),
-        Binding("left_square_bracket", "step(-1)", "Prev conn"),
-    ]
-
-    DEFAULT_CSS = """
-    ConversationPanel > #conversation-heading { height: 1; padding: 0 1; background: $panel; }
-    ConversationPanel > ConversationList { height: 1fr; }
-    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("c", "cycle_channel", "Channel")]
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
-        self.parts: list[Part] = []
-        self.t0_ns = 0
-        self.tags: list[str] = []
-        self.part = 0
-        self.conn: int | None = None
         self.channel = "all"
 
-    def compose(self) -> ComposeResult:
-        yield Static("", id="conversation-heading", markup=False)
-        yield ConversationList()
+    def make_list(self) -> ConversationList:
+        return ConversationList()
 
-    def set_parts(self, parts: list[Part], t0_ns: int, tags: list[str]) -> None:
-        self.parts, self.t0_ns, self.tags = parts, t0_ns, tags
+    def selection(self, conn: int) -> str:
+        return super().selection(conn) + (f" and channel == '{self.channel}'" if self.channel != "all" else "")
 
-    def follow(self, part: int, conn: int | None, keep: tuple[int, int] | None = None) -> None:
-        """Show connection ``conn`` of capture ``part`` (the first connection when None)."""
-        if not self.parts or part >= len(self.parts):
-            return
-        conns = connections(self.parts[part])
-        if conn is None or conn not in conns:
-            conn = conns[0] if conns else None
-        self.part, self.conn = part, conn
-        listing = self.query_one(ConversationList)
-        listing.t0_ns, listing.tags = self.t0_ns, self.tags
-        if conn is None:
-            self.query_one("#conversation-heading", Static).update("no records")
-            return
-        expression = f"conn == {conn}"
-        if self.channel != "all":
-            expression += f" and channel == '{self.channel}'"
-        view = RecordView(self.parts, [part], expression)
-        listing.set_view(view, keep=keep)
-        heading = (
-            f"{self.parts[part].label} connection #{conn} ({conns.index(conn) + 1} of {len(conns)}): "
-            f"{len(view):,} records, channel {self.channel}  ([ ] connection, c channel, Enter show)"
-        )
-        self.query_one("#conversation-heading", Static).update(heading)
-
-    def records_added(self) -> None:
-        listing = self.query_one(ConversationList)
-        if listing.view is not None and listing.view.extend():
-            listing.records_added()
+    def variant(self) -> str:
+        return f"channel {self.channel}"
 
     def action_cycle_channel(self) -> None:
         self.channel = CHANNEL_CHOICES[(CHANNEL_CHOICES.index(self.channel) + 1) % len(CHANNEL_CHOICES)]
-        self.follow(self.part, self.conn, self.query_one(ConversationList).current)
-
-    def action_step(self, delta: int) -> None:
-        if not self.parts:
-            return
-        conns = connections(self.parts[self.part])
-        if not conns:
-            return
-        index = conns.index(self.conn) if self.conn in conns else 0
-        self.follow(self.part, conns[(index + delta) % len(conns)])
+        self.follow(self.part, self.conn, self.listing.current)
