@@ -12,6 +12,7 @@ import pytest
 from analysis_captures import VIRTIOFSD_PROTOCOL, destination, migration_pair, source
 
 from vutrace.report.page import render
+from vutrace.report.selection import Limits
 
 CHROMIUM = shutil.which("chromium")
 FLAGS = (
@@ -73,6 +74,22 @@ def test_report_renders_without_javascript_errors(page: Path, tmp_path: Path) ->
         assert len(block) == 2, f"figure {figure} missing"
         assert 'class="main-svg"' in block[1].split('class="plotly-graph-div"', 1)[0], f"{figure} drew no SVG"
     assert "migration.ring-base" in dom
+
+
+def test_report_of_a_big_capture_renders(tmp_path: Path) -> None:
+    """Above the record limit (lowered here): the gap rows, the notes and the rate panels draw without errors."""
+    captures = migration_pair(tmp_path, source(), destination(bases=(5, 8), protocol=VIRTIOFSD_PROTOCOL))
+    page = tmp_path / "big.html"
+    page.write_text(render(list(captures), limits=Limits(records=30, head=10, tail=2)), encoding="utf-8")
+    result = chromium(page, tmp_path / "profile", "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert console_errors(result.stderr) == []
+    dom = result.stdout
+    assert dom.count("Showing 30 of") == 2 and 'class="gap"' in dom
+    timeline = dom.split('id="fig-timeline"', 1)[1].split("<h2", 1)[0]
+    assert 'class="main-svg"' in timeline
+    drawn = re.findall(r'class="annotation-text"[^>]*data-unformatted="([^"]*records per second)"', timeline)
+    assert len(drawn) == 2, "one rate panel per side"
 
 
 def test_report_screenshot(page: Path, tmp_path: Path) -> None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from vutrace.analysis.frame import Capture, attrs_of, is_chunk, is_event, is_message
 from vutrace.analysis.throughput import Stream
 from vutrace.analysis.timeline import SideTimeline
+from vutrace.report import selection
 from vutrace.views.lines import FRAME_COLUMNS
 
 PHASE_COLOURS = {
@@ -51,6 +54,10 @@ TICK_COLOURS = {
 SUMMARY_SKIP = FRAME_COLUMNS | {"row", "u64"}
 """Columns that are not payload fields (the summary shows them separately, or not at all)."""
 LADDER_MAX = 400
+RATE_BINS = 400
+"""About how many bins the record-rate panel of a big capture has."""
+CUMULATIVE_POINTS = 1000
+"""Points of a stream's cumulative-bytes line at most (beyond: its value at the end of each of as many bins)."""
 LIFELINES = {"back-end channel": 0, "front-end": 1, "back-end": 2, "state pipe": 3}
 MS = 1e6
 
@@ -125,44 +132,53 @@ def _wrap(text: str, width: int = 90) -> str:
     return "<br>".join(lines)
 
 
-def timeline_figure(sides: list[tuple[Capture, SideTimeline]], origin: int) -> go.Figure:
-    """Phases per side as bars in three lanes (device, dirty logging, device state) and every record as a tick."""
-    fig = go.Figure()
+def timeline_figure(
+    sides: list[tuple[Capture, SideTimeline]], origin: int, ticks: dict[str, list[dict[str, Any]]] | None = None
+) -> go.Figure:
+    """Phases per side as bars in three lanes (device, dirty logging, device state) and records as ticks.
+
+    Every record is a tick up to ``selection.Limits.records`` per capture. A bigger capture gets ticks for
+    the records the report lists (``selection.select``; ``ticks`` can name them per capture label
+    instead) and a panel below the lanes with the rate of all its records by kind, so nothing is
+    left out of the picture."""
+    ticked = {
+        capture.label: ticks[capture.label] if ticks and capture.label in ticks else _default_ticks(capture, side)
+        for capture, side in sides
+    }
+    rated = [(capture, side) for capture, side in sides if len(ticked[capture.label]) < len(capture.df)]
+    if rated:
+        fig = make_subplots(
+            rows=1 + len(rated),
+            cols=1,
+            shared_xaxes=True,
+            vertical_spacing=0.08,
+            row_heights=[60 * 4 * len(sides), *[160] * len(rated)],
+            subplot_titles=["", *(f"{_side_name(s)}: all {len(c.df):,} records per second" for c, s in rated)],
+        )
+    else:
+        fig = go.Figure()
+
+    def add(trace: go.Scatter | go.Bar, panel: int = 1) -> None:
+        if rated:
+            fig.add_trace(trace, row=panel, col=1)
+        else:
+            fig.add_trace(trace)
+
     lanes: list[str] = []
     shown: set[str] = set()
     for capture, side in sides:
-        name = f"{side.label} ({side.role})" if side.role else side.label
-        side_lanes = [f"{name}: {lane}" for lane in ("device", "dirty logging", "device state")]
-        tick_lane = f"{name}: records"
-        lanes.extend([*side_lanes, tick_lane])
-        for phase in side.phases:
-            lane = f"{name}: {LANES.get(phase.name, 'device')}"
-            fig.add_trace(
-                go.Bar(
-                    x=[max(phase.duration_ns / MS, 0.001)],
-                    base=[(phase.start_ns - origin) / MS],
-                    y=[lane],
-                    orientation="h",
-                    name=phase.name,
-                    legendgroup=phase.name,
-                    showlegend=phase.name not in shown,
-                    marker_color=PHASE_COLOURS.get(phase.name, "#bdbdbd"),
-                    hovertemplate=(
-                        f"{phase.name} (conn {phase.conn})<br>+{(phase.start_ns - origin) / MS:.3f} ms, "
-                        f"{phase.duration_ns / MS:.3f} ms<br>rows {phase.first_row}-{phase.last_row}"
-                        f"{'<br>' + phase.detail if phase.detail else ''}<extra></extra>"
-                    ),
-                )
-            )
-            shown.add(phase.name)
+        name = _side_name(side)
+        lanes.extend([*(f"{name}: {lane}" for lane in ("device", "dirty logging", "device state")), f"{name}: records"])
+        for trace in _phase_bars(side, name, origin, shown):
+            add(trace)
         groups: dict[str, list[dict[str, Any]]] = {}
-        for row in capture.records:
+        for row in ticked[capture.label]:
             groups.setdefault(kind_of(row), []).append(row)
         for kind, rows in groups.items():
-            fig.add_trace(
+            add(
                 go.Scatter(
                     x=[(int(r["ts_ns"]) - origin) / MS for r in rows],
-                    y=[tick_lane] * len(rows),
+                    y=[f"{name}: records"] * len(rows),
                     mode="markers",
                     marker={"symbol": "line-ns-open", "size": 16, "color": TICK_COLOURS[kind], "line": {"width": 1}},
                     name=kind,
@@ -173,17 +189,120 @@ def timeline_figure(sides: list[tuple[Capture, SideTimeline]], origin: int) -> g
                 )
             )
             shown.add(f"tick-{kind}")
+    for panel, (capture, _) in enumerate(rated, start=2):
+        width, rates = record_rates(capture.df, origin)
+        for kind, (xs, ys) in rates.items():
+            add(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"shape": "hv", "color": TICK_COLOURS[kind], "width": 1},
+                    name=kind,
+                    legendgroup=f"tick-{kind}",
+                    showlegend=f"tick-{kind}" not in shown,
+                    hovertemplate=f"{kind}: %{{y:,.0f}}/s in the {width / MS:g} ms bin from +%{{x:.3f}} ms"
+                    f"<extra>{capture.label}</extra>",
+                ),
+                panel,
+            )
+            shown.add(f"tick-{kind}")
+        fig.update_yaxes(title_text="records/s", rangemode="tozero", row=panel, col=1)
     fig.update_layout(
         barmode="overlay",
-        height=120 + 60 * len(lanes),
+        height=120 + 60 * len(lanes) + 200 * len(rated),
         margin={"l": 10, "r": 10, "t": 40, "b": 40},
         title="Phases and records",
-        xaxis_title="ms since the first record",
-        yaxis={"categoryorder": "array", "categoryarray": list(reversed(lanes))},
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "y": -0.2 if not rated else -0.08},
         hoverlabel={"align": "left"},
     )
+    fig.update_yaxes(
+        categoryorder="array", categoryarray=list(reversed(lanes)), **({"row": 1, "col": 1} if rated else {})
+    )
+    fig.update_xaxes(title_text="ms since the first record", **({"row": 1 + len(rated), "col": 1} if rated else {}))
     return fig
+
+
+def _side_name(side: SideTimeline) -> str:
+    return f"{side.label} ({side.role})" if side.role else side.label
+
+
+def _default_ticks(capture: Capture, side: SideTimeline) -> list[dict[str, Any]]:
+    """Every record of a capture within the limit, else the records ``selection.select`` lists."""
+    records = capture.records
+    if len(records) <= selection.Limits().records:
+        return records
+    listed = selection.select(capture, side, ladder=[r["row"] for r in ladder_rows(capture)]).rows
+    return [r for r in records if r["row"] in listed]
+
+
+def _phase_bars(side: SideTimeline, name: str, origin: int, shown: set[str]) -> list[go.Bar]:
+    """One bar trace per phase name (all that phase's spans on the side), so thousands of connections stay a
+    handful of traces."""
+    spans: dict[str, list[Any]] = {}
+    for phase in side.phases:
+        spans.setdefault(phase.name, []).append(phase)
+    bars = []
+    for phase_name, phases in spans.items():
+        bars.append(
+            go.Bar(
+                x=[max(p.duration_ns / MS, 0.001) for p in phases],
+                base=[(p.start_ns - origin) / MS for p in phases],
+                y=[f"{name}: {LANES.get(phase_name, 'device')}"] * len(phases),
+                orientation="h",
+                name=phase_name,
+                legendgroup=phase_name,
+                showlegend=phase_name not in shown,
+                marker_color=PHASE_COLOURS.get(phase_name, "#bdbdbd"),
+                hovertext=[
+                    f"{p.name} (conn {p.conn})<br>+{(p.start_ns - origin) / MS:.3f} ms, {p.duration_ns / MS:.3f} ms"
+                    f"<br>rows {p.first_row}-{p.last_row}{'<br>' + p.detail if p.detail else ''}"
+                    for p in phases
+                ],
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+        shown.add(phase_name)
+    return bars
+
+
+def record_rates(df: pd.DataFrame, origin: int, bins: int = RATE_BINS) -> tuple[int, dict[str, tuple[Any, Any]]]:
+    """(bin width in ns, {tick kind: (step edges in ms since ``origin``, records per second)}) over a capture:
+    at most about ``bins`` bins of a round width (1, 2 or 5 times a power of ten ns) from its first record to
+    its last. The first and last bins count over the part of them the capture covers (at least a tenth of a
+    bin), so a capture that ends early in a bin does not look like its traffic stopped."""
+    if not len(df):
+        return 0, {}
+    ts = df["ts_ns"].to_numpy(np.int64) - origin
+    first, last = int(ts.min()), int(ts.max())
+    width = _round_width(max(last, 1) / bins)
+    index = ts // width - first // width
+    count = int(index.max()) + 1
+    edges = np.clip((np.arange(count + 1) + first // width) * width, first, last + 1)
+    seconds = np.maximum(np.diff(edges), width / 10) / 1e9
+    channel = df["channel"].astype(object).to_numpy()
+    kinds = np.select(
+        [channel == "event", channel == "state", channel == "backend", df["is_reply"].to_numpy(bool)],
+        ["event", "state", "back-end channel", "reply"],
+        "request",
+    )
+    rates = {}
+    for kind in TICK_COLOURS:
+        mask = kinds == kind
+        if mask.any():
+            per_second = np.bincount(index[mask], minlength=count) / seconds
+            rates[kind] = (edges / MS, np.append(per_second, per_second[-1]))
+    return width, rates
+
+
+def _round_width(ns: float) -> int:
+    """The smallest of 1, 2, 5 times a power of ten that is at least ``ns`` (and at least 1)."""
+    power = 1
+    while True:
+        for step in (1, 2, 5):
+            if step * power >= ns:
+                return step * power
+        power *= 10
 
 
 def ladder_rows(capture: Capture) -> list[dict[str, Any]]:
@@ -331,6 +450,25 @@ def ladder_figure(capture: Capture, rows: list[dict[str, Any]], origin: int) -> 
     return fig
 
 
+def cumulative_bytes(stream: Stream, points: int = CUMULATIVE_POINTS) -> tuple[list[float], list[int]]:
+    """(ms since the stream's start, bytes so far): one point per chunk, or, for a stream of more chunks than
+    ``points``, one per bin (the total at the bin's end)."""
+    start = stream.start_ns or 0
+    xs, ys, total = [0.0], [0], 0
+    if len(stream.chunks) <= points:
+        for chunk in stream.chunks:
+            total += chunk.length
+            xs.append((chunk.ts_ns - start) / MS)
+            ys.append(total)
+        return xs, ys
+    width, bins = stream.bins(points)
+    for begin, length in bins:
+        total += length
+        xs.append((begin + width - start) / MS)
+        ys.append(total)
+    return xs, ys
+
+
 def throughput_figure(streams: list[Stream]) -> go.Figure:
     """Per stream: cumulative bytes over time since its SET_DEVICE_STATE_FD (line) and bytes per bin (bars)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
@@ -339,13 +477,15 @@ def throughput_figure(streams: list[Stream]) -> go.Figure:
         if start is None or not stream.chunks:
             continue
         name = f"{stream.side} {stream.direction} stream {stream.stream}"
-        total, xs, ys = 0, [0.0], [0]
-        for chunk in stream.chunks:
-            total += chunk.length
-            xs.append((chunk.ts_ns - start) / MS)
-            ys.append(total)
+        xs, ys = cumulative_bytes(stream)
         fig.add_trace(
-            go.Scatter(x=xs, y=ys, mode="lines+markers", line_shape="hv", name=f"{name}: cumulative bytes"),
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers" if len(stream.chunks) <= CUMULATIVE_POINTS else "lines",
+                line_shape="hv",
+                name=f"{name}: cumulative bytes",
+            ),
             secondary_y=False,
         )
         width, bins = stream.bins()

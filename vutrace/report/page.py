@@ -4,6 +4,12 @@ Sections: the checker's findings (each linked to its records), the phase timelin
 record as a tick, the migration summary (downtime spans, ring bases), the ladder of the migration
 messages per side, the device-state throughput, the sessions, and the record list (every row has
 an anchor the findings point to).
+
+The page stays small for big captures: plotly.js is included once, findings that say the same
+thing share one row (every one of their records still named), the record list and the ticks are
+limited to the records that tell the story (``selection``), with the rest counted in gap rows and
+drawn as rates, and connections beyond ``SESSION_DETAILS`` get one table row each instead of a
+full section. The page says what it left out and how to see it.
 """
 
 from __future__ import annotations
@@ -23,8 +29,14 @@ from vutrace.analysis.negotiation import protocol_names, virtio_names
 from vutrace.analysis.sessions import Session, human_bytes, human_duration
 from vutrace.analysis.timeline import Migration
 from vutrace.report import figures
+from vutrace.report.selection import Gap, Limits, Listing, finding_groups, select
 
-RECORD_TABLE_MAX = 20_000
+FINDING_LINKS = 10
+"""Records of a group of like findings linked by name and time; the rest are listed as record numbers."""
+SESSION_DETAILS = 20
+"""Connections per capture shown in full (negotiation rounds, memory, rings); more get one table row each."""
+THROUGHPUT_STREAMS = 40
+"""Device-state streams drawn in the throughput figure (the table lists them all)."""
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
@@ -38,6 +50,9 @@ tr:target td { outline: 2px solid #08519c; background: #deebf7; }
 code, .mono { font-family: ui-monospace, monospace; font-size: 0.95em; }
 .ok { color: #238b45; } .bad { color: #a50f15; font-weight: bold; }
 .records { max-height: 40em; overflow: auto; }
+tr.gap td { background: #f7f7f7; color: #525252; font-style: italic; }
+.note { background: #fff7dc; border-left: 4px solid #fdae6b; padding: .4em .8em; }
+details span.mono { display: block; max-height: 12em; overflow: auto; }
 """
 
 
@@ -59,27 +74,54 @@ def record_anchor(side_index: int, row: int) -> str:
 class Report:
     """Everything the page shows, computed once from the captures."""
 
-    def __init__(self, captures: list[Capture], selected: dict[str, set[int] | None] | None = None) -> None:
+    def __init__(
+        self,
+        captures: list[Capture],
+        selected: dict[str, set[int] | None] | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         self.captures = captures
         self.selected = selected or {}
+        self.limits = limits or Limits()
         self.index = {c.label: i for i, c in enumerate(captures)}
         self.origin = min((int(c.df["ts_ns"].min()) for c in captures if len(c.df)), default=0)
         self.findings = checks.check(*captures)
+        self.groups = finding_groups(self.findings)
         self.sides = [timeline.side_timeline(c) for c in captures]
         self.migration: Migration | None = timeline.migration(*self.sides) if len(self.sides) == 2 else None
         self.streams = [s for c in captures for s in throughput.streams(c)]
         self.sessions = {c.label: sessions.sessions(c) for c in captures}
         self.finding_rows: dict[tuple[str, int], list[int]] = {}
-        for n, finding in enumerate(self.findings):
-            for ref in finding.records:
-                self.finding_rows.setdefault((ref.side, ref.row), []).append(n)
+        for g, group in enumerate(self.groups):
+            for n in group:
+                for ref in self.findings[n].records:
+                    rows = self.finding_rows.setdefault((ref.side, ref.row), [])
+                    if g not in rows:
+                        rows.append(g)
+        self.ladders = {c.label: self.ladder_rows(c) for c in captures}
+        self.listings: dict[str, Listing] = {
+            c.label: select(
+                c,
+                side,
+                self.findings,
+                shown=self.selected.get(c.label),
+                ladder=[r["row"] for r in self.ladders[c.label]],
+                limits=self.limits,
+            )
+            for c, side in zip(captures, self.sides, strict=True)
+        }
 
-    def rows_shown(self, capture: Capture) -> list[dict[str, Any]]:
-        """The records of a capture that the ``-Y`` filter selects (all without a filter)."""
+    def ladder_rows(self, capture: Capture) -> list[dict[str, Any]]:
+        rows = figures.ladder_rows(capture)
         selected = self.selected.get(capture.label)
-        if selected is None:
+        return rows if selected is None else [r for r in rows if r["row"] in selected]
+
+    def listed_records(self, capture: Capture) -> list[dict[str, Any]]:
+        """The records of a capture the page lists (all that the ``-Y`` filter selects, up to the limit)."""
+        listing = self.listings[capture.label]
+        if listing.complete and self.selected.get(capture.label) is None:
             return capture.records
-        return [r for r in capture.records if r["row"] in selected]
+        return [r for r in capture.records if r["row"] in listing.rows]
 
     def shown(self, capture: Capture) -> Capture:
         selected = self.selected.get(capture.label)
@@ -100,6 +142,7 @@ class Report:
             f"<p>vutrace {__version__}, generated {dt.datetime.now().isoformat(timespec='seconds')}. "
             f"Times are milliseconds since {escape(_clock(self.origin))} (the first record).</p>",
             self.captures_section(),
+            self.left_out_note(),
             self.findings_section(),
             self.timeline_section(),
             self.migration_section(),
@@ -130,10 +173,35 @@ class Report:
         )
 
     def record_link(self, side: str, row: int) -> str:
+        """A link to a record's row in the record list, or its name with a hint when the list leaves it out."""
         index = self.index.get(side, 0)
         number = record_number(row)
         label = f"{escape(side)} record {number}" if len(self.captures) > 1 else f"record {number}"
+        listing = self.listings.get(side)
+        if listing is not None and row not in listing.rows:
+            return f"<span title='not in the record list: vutrace tui, Ctrl+G {number}'>{label}</span>"
         return f"<a href='#{record_anchor(index, row)}'>{label}</a>"
+
+    def see_all(self, capture: Capture) -> str:
+        path = escape(capture.path or capture.label)
+        return (
+            f"<code>vutrace tui {path}</code> (Ctrl+G goes to a record number) or <code>vutrace show {path}</code> "
+            "list every record; <code>vutrace report --max-records N</code> lists more here"
+        )
+
+    def left_out_note(self) -> str:
+        """What the page leaves out of a big capture, said once near the top."""
+        lines = []
+        for capture in self.captures:
+            listing = self.listings[capture.label]
+            if not listing.complete:
+                lines.append(
+                    f"<p class='note'>{escape(capture.label)}: the record list and the timeline's ticks show "
+                    f"{len(listing.rows):,} of {listing.total:,} records (<a href='#records'>which ones</a>); "
+                    f"the rates, the phases, the migration, the sessions and the findings cover them all. "
+                    f"{self.see_all(capture)}.</p>"
+                )
+        return "".join(lines)
 
     def findings_section(self) -> str:
         counts = {s: sum(f.severity is s for f in self.findings) for s in Severity}
@@ -141,21 +209,47 @@ class Report:
         if not self.findings:
             return f"<h2 id='findings'>Conformance findings</h2><p class='ok'>No findings ({head}).</p>"
         rows = []
-        for n, f in enumerate(self.findings):
-            links = ", ".join(f"{self.record_link(r.side, r.row)} ({self.ms(r.ts_ns)})" for r in f.records)
+        for g, group in enumerate(self.groups):
+            f = self.findings[group[0]]
+            message = escape(f.message) + (f" <b>({len(group):,} times)</b>" if len(group) > 1 else "")
             rows.append(
-                f"<tr id='f{n}' class='{f.severity.value}'><td class='sev-{f.severity.value}'>{f.severity.value}</td>"
-                f"<td class='mono'>{escape(f.rule)}</td><td>{escape(f.message)}</td><td>{links}</td>"
+                f"<tr id='f{g}' class='{f.severity.value}'><td class='sev-{f.severity.value}'>{f.severity.value}</td>"
+                f"<td class='mono'>{escape(f.rule)}</td><td>{message}</td><td>{self.group_records(group)}</td>"
                 f"<td>{escape(f.section)}</td></tr>"
             )
+        alike = (
+            f"<p>Findings that say the same thing share a row ({len(self.findings):,} findings in "
+            f"{len(self.groups):,} rows); every one of their records is named.</p>"
+            if len(self.groups) < len(self.findings)
+            else ""
+        )
         return (
-            f"<h2 id='findings'>Conformance findings</h2><p>{head}</p><table><tr><th>severity</th><th>rule</th>"
+            f"<h2 id='findings'>Conformance findings</h2><p>{head}</p>{alike}<table><tr><th>severity</th><th>rule</th>"
             "<th>finding</th><th>records</th><th>spec section</th></tr>" + "".join(rows) + "</table>"
+        )
+
+    def group_records(self, group: list[int]) -> str:
+        """The records of like findings: the first ones linked with their times, then every one by number."""
+        links = "; ".join(
+            ", ".join(f"{self.record_link(r.side, r.row)} ({self.ms(r.ts_ns)})" for r in self.findings[n].records)
+            for n in group[:FINDING_LINKS]
+        )
+        if len(group) <= FINDING_LINKS:
+            return links
+        sides = len({r.side for n in group for r in self.findings[n].records}) > 1
+        numbers = ", ".join(
+            "+".join(f"{escape(r.side) + ':' if sides else ''}{record_number(r.row)}" for r in self.findings[n].records)
+            for n in group
+        )
+        return (
+            f"{links}; …<details><summary>all {len(group):,} (record numbers)</summary>"
+            f"<span class='mono'>{numbers}</span></details>"
         )
 
     def timeline_section(self) -> str:
         shown = [(self.shown(c), side) for c, side in zip(self.captures, self.sides, strict=True)]
-        fig = figures.timeline_figure(shown, self.origin)
+        ticks = {c.label: self.listed_records(c) for c in self.captures}
+        fig = figures.timeline_figure(shown, self.origin, ticks)
         return "<h2 id='timeline'>Timeline</h2>" + _figure(fig, "fig-timeline")
 
     def migration_section(self) -> str:
@@ -215,10 +309,7 @@ class Report:
     def ladder_section(self) -> str:
         parts = ["<h2 id='ladder'>Migration ladder</h2>"]
         for i, capture in enumerate(self.captures):
-            rows = figures.ladder_rows(capture)
-            selected = self.selected.get(capture.label)
-            if selected is not None:
-                rows = [r for r in rows if r["row"] in selected]
+            rows = self.ladders[capture.label]
             if not rows:
                 continue
             parts.append(_figure(figures.ladder_figure(capture, rows, self.origin), f"fig-ladder-{i}"))
@@ -243,17 +334,52 @@ class Report:
             + "".join(rows)
             + "</table>"
         )
+        drawn = self.streams[:THROUGHPUT_STREAMS]
+        note = (
+            f"<p class='note'>The figure draws the first {len(drawn)} of the {len(self.streams)} streams.</p>"
+            if len(drawn) < len(self.streams)
+            else ""
+        )
         return (
             "<h2 id='throughput'>Device-state throughput</h2>"
             + table
-            + _figure(figures.throughput_figure(self.streams), "fig-throughput")
+            + note
+            + _figure(figures.throughput_figure(drawn), "fig-throughput")
         )
 
     def sessions_section(self) -> str:
         parts = ["<h2 id='sessions'>Sessions</h2>"]
-        for found in self.sessions.values():
-            parts.extend(self.session_html(s) for s in found)
+        for capture in self.captures:
+            found = self.sessions[capture.label]
+            if len(found) <= SESSION_DETAILS:
+                parts.extend(self.session_html(s) for s in found)
+                continue
+            detailed = _detailed_sessions(found)
+            parts.append(
+                f"<p class='note'>{escape(capture.label)}: {len(found):,} connections, one row each; the "
+                f"{len(detailed)} marked ● are shown in full below (those that transferred device state first, "
+                f"then the first ones). <code>vutrace session {escape(capture.path or capture.label)} "
+                "-Y 'conn == N'</code> shows any one in full.</p>"
+            )
+            parts.append(self.sessions_table(found, detailed))
+            parts.extend(self.session_html(s) for s in found if id(s) in detailed)
         return "".join(parts)
+
+    def sessions_table(self, found: list[Session], detailed: set[int]) -> str:
+        rows = "".join(
+            f"<tr><td>{'●' if id(s) in detailed else ''}</td><td class='num'>{s.conn}</td>"
+            f"<td>{self.ms(s.start_ns)} .. {self.ms(s.end_ns)}</td><td>{human_duration(s.duration_ns)}</td>"
+            f"<td class='num'>{s.messages}</td><td class='num'>{s.backend_messages}</td>"
+            f"<td>{human_bytes(s.state_bytes)}</td><td>{escape(s.ended_by or 'open')}</td>"
+            f"<td class='mono'>{_hex(s.negotiated.acked_features)}</td></tr>"
+            for s in found
+        )
+        return (
+            "<div class='records'><table><tr><th></th><th>conn</th><th>time (ms)</th><th>duration</th>"
+            "<th>messages</th><th>back-end channel</th><th>device state</th><th>ended by</th><th>features</th></tr>"
+            + rows
+            + "</table></div>"
+        )
 
     def session_html(self, s: Session) -> str:
         n = s.negotiated
@@ -307,17 +433,19 @@ class Report:
     def records_section(self) -> str:
         parts = ["<h2 id='records'>Records</h2>"]
         for i, capture in enumerate(self.captures):
-            rows = self.rows_shown(capture)
-            note = ""
-            if len(rows) > RECORD_TABLE_MAX:
-                note = f"<p>First {RECORD_TABLE_MAX} of {len(rows)} records.</p>"
-                rows = rows[:RECORD_TABLE_MAX]
+            listing = self.listings[capture.label]
+            by_row = {r["row"]: r for r in self.listed_records(capture)}
+            note = "" if listing.complete else self.records_note(capture, listing)
             body = []
-            for row in rows:
-                findings = self.finding_rows.get((capture.label, row["row"]), [])
-                severity = min((self.findings[n].severity for n in findings), key=_rank, default=None)
+            for entry in listing.entries:
+                if isinstance(entry, Gap):
+                    body.append(_gap_row(entry))
+                    continue
+                row = by_row[entry]
+                groups = self.finding_rows.get((capture.label, row["row"]), [])
+                severity = min((self.findings[self.groups[g][0]].severity for g in groups), key=_rank, default=None)
                 css = f" class='{severity.value}'" if severity else ""
-                marks = " ".join(f"<a href='#f{n}'>{escape(self.findings[n].rule)}</a>" for n in findings)
+                marks = " ".join(f"<a href='#f{g}'>{escape(self.findings[self.groups[g][0]].rule)}</a>" for g in groups)
                 reply = (
                     self.record_link(capture.label, int(row["reply_to"])).replace(f"{escape(capture.label)} ", "")
                     if row.get("reply_to") is not None
@@ -337,6 +465,35 @@ class Report:
                 "<th>findings</th></tr>" + "".join(body) + "</table></div>"
             )
         return "".join(parts)
+
+    def records_note(self, capture: Capture, listing: Listing) -> str:
+        limits = self.limits
+        return (
+            f"<p class='note'>Showing {len(listing.rows):,} of {listing.total:,} records: the first and the last "
+            f"ones, and {limits.context} either side of every device-state transfer step, ring base, phase start "
+            "and end, ladder step, proxy event, decoding error and finding record (findings that fire often are "
+            f"sampled across the capture), as far as {limits.records:,} records go. Each grey row says how many "
+            f"records it leaves out and which messages they are. {self.see_all(capture)}.</p>"
+        )
+
+
+def _gap_row(gap: Gap) -> str:
+    kinds = ", ".join(f"{escape(name)} {count:,}" for name, count in gap.kinds)
+    others = gap.count - sum(count for _, count in gap.kinds)
+    if others:
+        kinds += f", others {others:,}"
+    span = (
+        f"record {record_number(gap.first_row)}"
+        if gap.count == 1
+        else f"records {record_number(gap.first_row)}-{record_number(gap.last_row)}"
+    )
+    return f"<tr class='gap'><td colspan='9'>… {gap.count:,} not listed ({span}): {kinds}</td></tr>"
+
+
+def _detailed_sessions(found: list[Session]) -> set[int]:
+    """The sessions (by ``id``) shown in full: those that carried device state first, then in capture order."""
+    ranked = sorted(found, key=lambda s: s.state_bytes == 0)
+    return {id(s) for s in ranked[:SESSION_DETAILS]}
 
 
 def _rank(severity: Severity) -> int:
@@ -370,6 +527,8 @@ def _clock(ts_ns: int) -> str:
     return dt.datetime.fromtimestamp(ts_ns / 1e9).isoformat(sep=" ", timespec="microseconds")
 
 
-def render(captures: list[Capture], selected: dict[str, set[int] | None] | None = None) -> str:
+def render(
+    captures: list[Capture], selected: dict[str, set[int] | None] | None = None, limits: Limits | None = None
+) -> str:
     """The report page for one capture, or a migration's source and destination."""
-    return Report(captures, selected).html()
+    return Report(captures, selected, limits).html()
