@@ -165,8 +165,7 @@ class Connection:
     def _part_closed(self) -> None:
         if self._links or self._streams:
             return
-        self.loop.finish()
-        self._on_finished(self)
+        self.loop.finish(then=lambda: self._on_finished(self))
 
     def _link_closed(self, link: Link) -> None:
         self._links.discard(link)

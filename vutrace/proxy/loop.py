@@ -51,6 +51,7 @@ class EventLoop:
         self._on_error = on_error
         self._deferred = deferred
         self._running = True
+        self._then: Callable[[], None] | None = None
         self._closed = False
         self._close_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -88,9 +89,11 @@ class EventLoop:
     def call_later(self, delay: float, callback: Callable[[], None]) -> None:
         heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_ids), callback))
 
-    def finish(self) -> None:
-        """Stop after the current round; the loop closes its epoll and wake-up pipe."""
+    def finish(self, then: Callable[[], None] | None = None) -> None:
+        """Stop after the current round; the loop closes its epoll and wake-up pipe, then calls ``then``
+        (on the loop thread), so whoever counts the loop as gone also sees its FDs closed."""
         self._running = False
+        self._then = then
 
     # -- used from any thread -------------------------------------------------------------------
 
@@ -119,6 +122,8 @@ class EventLoop:
             self._epoll.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
+            if self._then is not None:
+                self._then()
 
     def _round(self) -> None:
         """Wait for the next events, then run their handlers, the queued calls and the due timers."""
