@@ -114,6 +114,8 @@ _FIELDS = {
     ("GET_PROTOCOL_FEATURES", True): ("protocol_features", "offered_protocol"),
     ("SET_PROTOCOL_FEATURES", False): ("protocol_features", "acked_protocol"),
 }
+MESSAGES = frozenset({"POSTCOPY_LISTEN", "POSTCOPY_END"} | {name for name, _ in _FIELDS})
+"""The main-channel messages ``Tracker.update`` looks at: any other row leaves the state as it is."""
 
 
 class Tracker:

@@ -194,7 +194,10 @@ class _Builder:
 
     def ring(self, row: dict[str, Any]) -> Ring:
         index = int(row.get("vring", 0))
-        return self.session.rings.setdefault(index, Ring(index))
+        ring = self.session.rings.get(index)
+        if ring is None:
+            ring = self.session.rings[index] = Ring(index)
+        return ring
 
     def feed(self, row: dict[str, Any]) -> None:
         s = self.session

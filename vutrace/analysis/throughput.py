@@ -163,6 +163,15 @@ class Stream:
         }
 
 
+def _transfer_row(row: dict[str, Any]) -> bool:
+    """The rows ``streams`` looks at: SET_DEVICE_STATE_FD requests, state chunks, stream events."""
+    return (
+        (is_request(row) and row.get("request") == "SET_DEVICE_STATE_FD" and row.get("channel") == "main")
+        or is_chunk(row)
+        or is_event(row, "state_open", "state_close")
+    )
+
+
 def streams(capture: Capture) -> list[Stream]:
     """Every device-state transfer in a capture, in order."""
     found: dict[tuple[int, int], Stream] = {}
@@ -170,7 +179,7 @@ def streams(capture: Capture) -> list[Stream]:
     replies = capture.replies()
     digests: dict[tuple[int, int], Any] = {}
     complete: dict[tuple[int, int], bool] = {}
-    for row in capture.records:
+    for row in capture.shapes.where(_transfer_row):
         conn = int(row.get("conn", 0))
         if is_request(row) and row.get("request") == "SET_DEVICE_STATE_FD" and row.get("channel") == "main":
             requests.setdefault(conn, []).append(row)

@@ -23,6 +23,7 @@ SET_DEVICE_STATE_FD: SAVE on the source, LOAD on the destination.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from dissectors import spec
@@ -412,8 +413,8 @@ class _ConnPhases:
 def side_timeline(capture: Capture) -> SideTimeline:
     """The phases of every connection of a capture, its transfers, role and ring bases."""
     records = capture.records
-    first = min((int(r["ts_ns"]) for r in records), default=0)
-    last = max((int(r["ts_ns"]) for r in records), default=0)
+    first = int(min(map(itemgetter("ts_ns"), records), default=0))
+    last = int(max(map(itemgetter("ts_ns"), records), default=0))
     replies = capture.replies()
     side = SideTimeline(capture.label, None, first, last)
     walkers: dict[int, _ConnPhases] = {}
@@ -421,7 +422,10 @@ def side_timeline(capture: Capture) -> SideTimeline:
         conn = row.get("conn")
         if conn is None or conn == PROXY_CONN:
             continue
-        walkers.setdefault(int(conn), _ConnPhases(capture.label, int(conn), replies)).feed(row)
+        walker = walkers.get(int(conn))
+        if walker is None:
+            walker = walkers[int(conn)] = _ConnPhases(capture.label, int(conn), replies)
+        walker.feed(row)
     for walker in walkers.values():
         walker.finish()
         side.phases.extend(walker.phases)
@@ -442,9 +446,9 @@ def _ring_bases(capture: Capture, side: SideTimeline) -> None:
     if not side.transfers:
         return
     transfer = side.transfers[0]
-    for row in capture.records:
-        if row.get("conn") != transfer.conn or not is_message(row) or row.get("channel") != "main":
-            continue
+    for row in capture.shapes.where(
+        lambda r: r.get("conn") == transfer.conn and is_message(r) and r.get("channel") == "main"
+    ):
         name = row.get("request")
         vring = row.get("vring")
         if vring is None or row.get("num") is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from dissectors.spec import FLAG_KNOWN_MASK, FLAG_REPLY, VERSION
 from vutrace.analysis.checks.context import REQUESTER, CheckContext
@@ -15,20 +16,22 @@ _SIDE = {"frontend": "front-end", "backend": "back-end"}
 
 @rule("header.version", Severity.ERROR, "Version bits of the flags are 1", "Header", "F1")
 def version(ctx: CheckContext) -> Iterator[Hit]:
-    for row in ctx.messages():
-        if row.get("request") != "TRUNCATED" and row.get("version") != VERSION:
-            yield Hit(
-                f"{row['request']}: version {row.get('version')} in flags {row.get('flags', 0):#x}, expected {VERSION}",
-                (row["row"],),
-            )
+    for row in ctx.messages(where=lambda r: r.get("request") != "TRUNCATED" and r.get("version") != VERSION):
+        yield Hit(
+            f"{row['request']}: version {row.get('version')} in flags {row.get('flags', 0):#x}, expected {VERSION}",
+            (row["row"],),
+        )
 
 
 @rule("header.reserved-flags", Severity.WARNING, "No undefined flag bits set", "Header", "F1")
 def reserved_flags(ctx: CheckContext) -> Iterator[Hit]:
-    for row in ctx.messages():
-        extra = int(row.get("flags", 0)) & ~FLAG_KNOWN_MASK
-        if extra and row.get("request") != "TRUNCATED":
-            yield Hit(f"{row['request']}: undefined flag bits {extra:#x} set (flags {row['flags']:#x})", (row["row"],))
+    for row in ctx.messages(where=lambda r: _undefined_flags(r) and r.get("request") != "TRUNCATED"):
+        extra = _undefined_flags(row)
+        yield Hit(f"{row['request']}: undefined flag bits {extra:#x} set (flags {row['flags']:#x})", (row["row"],))
+
+
+def _undefined_flags(row: dict[str, Any]) -> int:
+    return int(row.get("flags", 0)) & ~FLAG_KNOWN_MASK
 
 
 @rule(
@@ -39,9 +42,7 @@ def reserved_flags(ctx: CheckContext) -> Iterator[Hit]:
     "F1",
 )
 def reply_bit(ctx: CheckContext) -> Iterator[Hit]:
-    for row in ctx.messages():
-        if row.get("request") == "TRUNCATED":
-            continue
+    for row in ctx.messages(where=_wrong_reply_bit):
         requester = REQUESTER[row["channel"]]
         sender = row.get("sender")
         channel = "main socket" if row["channel"] == "main" else "back-end channel"
@@ -59,29 +60,39 @@ def reply_bit(ctx: CheckContext) -> Iterator[Hit]:
             )
 
 
+def _wrong_reply_bit(row: dict[str, Any]) -> bool:
+    """A reply from the side that sends requests, or a request from the side that replies."""
+    if row.get("request") == "TRUNCATED":
+        return False
+    return bool(row.get("is_reply")) == (row.get("sender") == REQUESTER[row["channel"]])
+
+
 @rule("reply.flags", Severity.ERROR, "Replies carry flags 0x5 exactly (QEMU rejects anything else)", "Header", "F1")
 def reply_flags(ctx: CheckContext) -> Iterator[Hit]:
-    for row in ctx.replies_sent():
-        flags = int(row.get("flags", 0))
-        if flags != REPLY_FLAGS and row.get("version") == VERSION and not flags & ~FLAG_KNOWN_MASK:
-            yield Hit(f"{row['request']} reply with flags {flags:#x}, expected {REPLY_FLAGS:#x}", (row["row"],))
+    for row in ctx.replies_sent(where=_unusual_reply_flags):
+        yield Hit(
+            f"{row['request']} reply with flags {int(row.get('flags', 0)):#x}, expected {REPLY_FLAGS:#x}", (row["row"],)
+        )
+
+
+def _unusual_reply_flags(row: dict[str, Any]) -> bool:
+    flags = int(row.get("flags", 0))
+    return flags != REPLY_FLAGS and row.get("version") == VERSION and not flags & ~FLAG_KNOWN_MASK
 
 
 @rule("message.unknown", Severity.ERROR, "Request ids are defined for their channel", "Front-end message types", "F3")
 def unknown(ctx: CheckContext) -> Iterator[Hit]:
-    for row in ctx.messages():
-        if str(row.get("request", "")).startswith("UNKNOWN_"):
-            yield Hit(
-                f"request id {row.get('request_id')} is not defined on the {row['channel']} channel", (row["row"],)
-            )
+    for row in ctx.messages(where=lambda r: str(r.get("request", "")).startswith("UNKNOWN_")):
+        yield Hit(f"request id {row.get('request_id')} is not defined on the {row['channel']} channel", (row["row"],))
 
 
 @rule("message.truncated", Severity.ERROR, "Every message has a complete header and payload", "Header", "F3")
 def truncated(ctx: CheckContext) -> Iterator[Hit]:
-    for row in ctx.messages():
+    for row in ctx.messages(
+        where=lambda r: r.get("request") == "TRUNCATED" or "truncated payload" in str(r.get("error") or "")
+    ):
         error = str(row.get("error") or "")
-        if row.get("request") == "TRUNCATED" or "truncated payload" in error:
-            yield Hit(f"{row.get('request')}: {error or 'truncated'}", (row["row"],))
+        yield Hit(f"{row.get('request')}: {error or 'truncated'}", (row["row"],))
 
 
 _COVERED = ("version ", "unknown request id", "truncated")
@@ -90,11 +101,14 @@ _COVERED = ("version ", "unknown request id", "truncated")
 
 @rule("payload.size", Severity.ERROR, "Payload size matches the message's payload type", "Message Specification", "F3")
 def payload_size(ctx: CheckContext) -> Iterator[Hit]:
-    for row in ctx.messages():
-        error = row.get("error")
-        if not error or row.get("request") == "TRUNCATED":
-            continue
-        parts = [p for p in str(error).split("; ") if not p.startswith(_COVERED)]
-        if parts:
-            kind = "reply" if row.get("is_reply") else "request"
-            yield Hit(f"{row['request']} {kind}: " + "; ".join(parts), (row["row"],))
+    for row in ctx.messages(where=_size_problems):
+        kind = "reply" if row.get("is_reply") else "request"
+        yield Hit(f"{row['request']} {kind}: " + "; ".join(_size_problems(row)), (row["row"],))
+
+
+def _size_problems(row: dict[str, Any]) -> list[str]:
+    """The parts of the decoder's error that no other rule reports."""
+    error = row.get("error")
+    if not error or row.get("request") == "TRUNCATED":
+        return []
+    return [p for p in str(error).split("; ") if not p.startswith(_COVERED)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from dissectors import spec
 from dissectors.spec import PROTOCOL_FEATURE_REQUIRES, ProtocolFeature
@@ -42,14 +43,15 @@ def _gate_problem(message: spec.Message, state: Negotiated) -> str | None:
     "G1-G3, G6-G8",
 )
 def gate(ctx: CheckContext) -> Iterator[Hit]:
-    for row in ctx.requests():
-        message = ctx.spec_of(row)
-        if message is None:
-            continue
-        problem = _gate_problem(message, ctx.negotiated(row))
-        if problem:
-            where = "" if row["channel"] == "main" else "back-end channel "
-            yield Hit(f"{where}{row['request']} {problem}", (row["row"],))
+    for row, problem in ctx.answers(lambda r: _ungated(ctx, r), kind="request"):
+        where = "" if row["channel"] == "main" else "back-end channel "
+        yield Hit(f"{where}{row['request']} {problem}", (row["row"],))
+
+
+def _ungated(ctx: CheckContext, row: dict[str, Any]) -> str | None:
+    """What the message needs that was not negotiated before it (None: nothing)."""
+    message = ctx.spec_of(row)
+    return None if message is None else _gate_problem(message, ctx.negotiated(row))
 
 
 @rule(
@@ -60,9 +62,9 @@ def gate(ctx: CheckContext) -> Iterator[Hit]:
     "",
 )
 def features_not_offered(ctx: CheckContext) -> Iterator[Hit]:
-    for row in ctx.requests("main"):
-        if row.get("request") != "SET_FEATURES" or row.get("features") is None:
-            continue
+    for row in ctx.requests(
+        "main", where=lambda r: r.get("request") == "SET_FEATURES" and r.get("features") is not None
+    ):
         offered = ctx.negotiated(row).offered_features
         value = int(row["features"])
         if offered is None:
@@ -75,6 +77,10 @@ def features_not_offered(ctx: CheckContext) -> Iterator[Hit]:
             )
 
 
+def _acks_protocol_features(row: dict[str, Any]) -> bool:
+    return row.get("request") == "SET_PROTOCOL_FEATURES" and row.get("protocol_features") is not None
+
+
 @rule(
     "protocol-features.not-offered",
     Severity.ERROR,
@@ -83,9 +89,7 @@ def features_not_offered(ctx: CheckContext) -> Iterator[Hit]:
     "G5",
 )
 def protocol_not_offered(ctx: CheckContext) -> Iterator[Hit]:
-    for row in ctx.requests("main"):
-        if row.get("request") != "SET_PROTOCOL_FEATURES" or row.get("protocol_features") is None:
-            continue
+    for row in ctx.requests("main", where=_acks_protocol_features):
         offered = ctx.negotiated(row).offered_protocol
         value = int(row["protocol_features"])
         if offered is None:
@@ -107,9 +111,7 @@ def protocol_not_offered(ctx: CheckContext) -> Iterator[Hit]:
     "G4",
 )
 def dependency(ctx: CheckContext) -> Iterator[Hit]:
-    for row in ctx.requests("main"):
-        if row.get("request") != "SET_PROTOCOL_FEATURES" or row.get("protocol_features") is None:
-            continue
+    for row in ctx.requests("main", where=_acks_protocol_features):
         value = int(row["protocol_features"])
         for feature, needs in PROTOCOL_FEATURE_REQUIRES.items():
             missing = [n.name for n in needs if value >> feature & 1 and not value >> n & 1]

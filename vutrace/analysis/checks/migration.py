@@ -8,11 +8,13 @@ started ring was stopped, until the next kick.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from dissectors import spec
-from vutrace.analysis.checks.context import END_EVENTS, CheckContext
+from vutrace.analysis.checks.context import END_EVENTS, CheckContext, every
 from vutrace.analysis.checks.model import Hit, Severity, rule
 from vutrace.analysis.frame import attrs_of, is_chunk, is_event, is_message
 from vutrace.analysis.sessions import human_duration
@@ -23,45 +25,83 @@ back-end channel and the main socket in different threads, which stamp what they
 a request sent just before the last GET_VRING_BASE reply can be stamped after it."""
 STARTS = ("SET_VRING_KICK", "VRING_KICK")
 STOPS = ("GET_VRING_BASE", "GET_VRING_BASE_SKIP_DRAIN")
+NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
 @dataclass
-class RingWalk:
-    """Ring state of one connection while walking its rows."""
+class Rings:
+    """When each connection's rings were started (a kick) and stopped (a GET_VRING_BASE reply), as rows.
 
-    started: dict[int, int] = field(default_factory=dict)
-    """vring -> row of the kick that started it."""
-    stopped_any: bool = False
-    suspended_since: dict[str, Any] | None = None
-    """The GET_VRING_BASE reply that stopped the last started ring (None: not suspended)."""
+    A ring is started at a row if its last kick before the row came after its last stop before it.
+    """
 
-    def feed(self, row: dict[str, Any]) -> None:
-        if not is_message(row) or row.get("channel") != "main" or row.get("vring") is None:
-            return
-        name = row.get("request")
-        vring = int(row["vring"])
-        if name in STARTS and not row.get("is_reply"):
-            self.started[vring] = row["row"]
-            self.suspended_since = None
-        elif name in STOPS and row.get("is_reply"):
-            was_started = self.started.pop(vring, None) is not None
-            if was_started and not self.started:
-                self.suspended_since = row
+    kicks: dict[tuple[int, int], np.ndarray]
+    """(conn, vring) -> the rows of the ring's kicks, in order."""
+    stops: dict[tuple[int, int], np.ndarray]
+    """(conn, vring) -> the rows of the ring's stops, in order."""
+
+    @classmethod
+    def of(cls, ctx: CheckContext) -> Rings:
+        kicks = ctx.row_numbers_by(_is_kick, _ring, kind="message", channel="main")
+        return cls(kicks, ctx.row_numbers_by(_is_stop, _ring, kind="message", channel="main"))
+
+    def started(self, conn: int, row: int) -> dict[int, int]:
+        """The rings of ``conn`` started just before ``row``: vring -> the row of the kick that started it."""
+        found: dict[int, int] = {}
+        for (number, vring), kicks in self.kicks.items():
+            kick = _last_before(kicks, row) if number == conn else None
+            if kick is None:
+                continue
+            stop = _last_before(self.stops.get((conn, vring), NO_ROWS), row)
+            if stop is None or stop < kick:
+                found[vring] = kick
+        return found
+
+    def suspensions(self) -> Iterator[tuple[int, int, int | None]]:
+        """Each time a connection was suspended: (conn, the stop that left no ring started, the next kick)."""
+        for (conn, vring), stops in self.stops.items():
+            for stop in stops.tolist():
+                if list(self.started(conn, stop)) == [vring]:
+                    later = [_first_after(kicks, stop) for (number, _), kicks in self.kicks.items() if number == conn]
+                    yield conn, stop, min((k for k in later if k is not None), default=None)
 
 
-def _walk(ctx: CheckContext) -> Iterator[tuple[dict[str, Any], RingWalk]]:
-    """Every row with the ring state of its connection as it was before the row."""
-    walks: dict[int, RingWalk] = {}
-    for row in ctx.records:
-        walk = walks.setdefault(int(row.get("conn", 0)), RingWalk())
-        yield row, walk
-        walk.feed(row)
+def _is_kick(message: dict[str, Any]) -> bool:
+    """A main-channel message that starts its ring."""
+    return message.get("vring") is not None and message.get("request") in STARTS and not message.get("is_reply")
 
 
-def _transfers(ctx: CheckContext) -> Iterator[dict[str, Any]]:
-    for row in ctx.requests("main"):
-        if row.get("request") == "SET_DEVICE_STATE_FD":
-            yield row
+def _is_stop(message: dict[str, Any]) -> bool:
+    """A main-channel message that stops its ring."""
+    return message.get("vring") is not None and message.get("request") in STOPS and bool(message.get("is_reply"))
+
+
+def _ring(row: dict[str, Any]) -> tuple[int, int]:
+    return int(row.get("conn", 0)), int(row["vring"])
+
+
+def _last_before(rows: np.ndarray, row: int) -> int | None:
+    index = int(np.searchsorted(rows, row, side="left"))
+    return int(rows[index - 1]) if index else None
+
+
+def _first_after(rows: np.ndarray, row: int) -> int | None:
+    index = int(np.searchsorted(rows, row, side="right"))
+    return int(rows[index]) if index < len(rows) else None
+
+
+def _between(rows: np.ndarray, after: int, before: int | None) -> list[int]:
+    """The rows strictly between ``after`` and ``before`` (None: the end)."""
+    end = len(rows) if before is None else int(np.searchsorted(rows, before, side="left"))
+    return rows[int(np.searchsorted(rows, after, side="right")) : end].tolist()
+
+
+def _conn(row: dict[str, Any]) -> int:
+    return int(row.get("conn", 0))
+
+
+def _transfers(ctx: CheckContext) -> list[dict[str, Any]]:
+    return ctx.requests("main", where=lambda r: r.get("request") == "SET_DEVICE_STATE_FD")
 
 
 @rule(
@@ -90,14 +130,19 @@ def parameters(ctx: CheckContext) -> Iterator[Hit]:
     "S2",
 )
 def not_suspended(ctx: CheckContext) -> Iterator[Hit]:
-    for row, walk in _walk(ctx):
-        transfer = is_message(row) and row.get("request") == "SET_DEVICE_STATE_FD" and not row.get("is_reply")
-        if transfer and walk.started:
-            rings = ", ".join(str(v) for v in sorted(walk.started))
+    rings = ctx.derived(Rings.of)
+    for row in ctx.where(_is_transfer):
+        started = rings.started(_conn(row), row["row"])
+        if started:
+            listed = ", ".join(str(v) for v in sorted(started))
             yield Hit(
-                f"SET_DEVICE_STATE_FD while ring(s) {rings} are started (no GET_VRING_BASE stopped them)",
-                (row["row"], *sorted(walk.started.values())),
+                f"SET_DEVICE_STATE_FD while ring(s) {listed} are started (no GET_VRING_BASE stopped them)",
+                (row["row"], *sorted(started.values())),
             )
+
+
+def _is_transfer(row: dict[str, Any]) -> bool:
+    return is_message(row) and row.get("request") == "SET_DEVICE_STATE_FD" and not row.get("is_reply")
 
 
 @rule(
@@ -108,28 +153,54 @@ def not_suspended(ctx: CheckContext) -> Iterator[Hit]:
     "S2",
 )
 def restarted(ctx: CheckContext) -> Iterator[Hit]:
-    transfer: dict[int, dict[str, Any]] = {}
-    for row in ctx.records:
-        conn = int(row.get("conn", 0))
-        name = row.get("request")
-        aborted = is_event(row, "state_close") and attrs_of(row).get("reason", "eof") != "eof"
-        if aborted or is_event(row, *END_EVENTS):
-            transfer.pop(conn, None)
-        if not is_message(row) or row.get("channel") != "main":
-            continue
-        if name == "SET_DEVICE_STATE_FD":
-            if not row.get("is_reply"):
-                transfer[conn] = row
-            elif row.get("state_error"):
-                transfer.pop(conn, None)
-        elif name == "CHECK_DEVICE_STATE" and row.get("is_reply"):
-            transfer.pop(conn, None)
-        elif name in STARTS and not row.get("is_reply") and conn in transfer:
-            yield Hit(
-                f"{name} ring {row.get('vring')} during the device-state transfer (before CHECK_DEVICE_STATE was "
-                "answered)",
-                (transfer[conn]["row"], row["row"]),
+    starts = ctx.row_numbers_by(
+        lambda r: r.get("request") in STARTS and not r.get("is_reply"), _conn, kind="message", channel="main"
+    )
+    hits = []
+    for transfer, end in _transfer_windows(ctx):
+        for number in _between(starts.get(_conn(transfer), NO_ROWS), transfer["row"], end):
+            row = ctx.by_row[number]
+            hits.append(
+                Hit(
+                    f"{row.get('request')} ring {row.get('vring')} during the device-state transfer (before "
+                    "CHECK_DEVICE_STATE was answered)",
+                    (transfer["row"], row["row"]),
+                )
             )
+    yield from sorted(hits, key=lambda hit: hit.rows[1])
+
+
+def _transfer_windows(ctx: CheckContext) -> list[tuple[dict[str, Any], int | None]]:
+    """Each SET_DEVICE_STATE_FD request with the row that ended its transfer (None: never ended): the next
+    request, an error reply, the CHECK_DEVICE_STATE reply, an aborted stream or the end of the connection."""
+    windows: list[tuple[dict[str, Any], int | None]] = []
+    running: dict[int, dict[str, Any]] = {}
+
+    def end(row: dict[str, Any]) -> None:
+        transfer = running.pop(_conn(row), None)
+        if transfer is not None:
+            windows.append((transfer, row["row"]))
+
+    for row in ctx.where(
+        lambda r: (
+            is_event(r, "state_close", *END_EVENTS)
+            or (
+                is_message(r)
+                and r.get("channel") == "main"
+                and r.get("request") in ("SET_DEVICE_STATE_FD", "CHECK_DEVICE_STATE")
+            )
+        )
+    ):
+        if is_event(row):
+            if is_event(row, *END_EVENTS) or attrs_of(row).get("reason", "eof") != "eof":
+                end(row)
+        elif row.get("request") == "SET_DEVICE_STATE_FD" and not row.get("is_reply"):
+            end(row)
+            running[_conn(row)] = row
+        elif row.get("is_reply") and (row.get("request") == "CHECK_DEVICE_STATE" or row.get("state_error")):
+            end(row)
+    windows.extend((transfer, None) for transfer in running.values())
+    return windows
 
 
 @rule(
@@ -190,7 +261,7 @@ def _streams(ctx: CheckContext) -> list[_Stream]:
     found: list[_Stream] = []
     current: dict[int, _Stream] = {}
     by_number: dict[tuple[int, int], _Stream] = {}
-    for row in ctx.records:
+    for row in ctx.where(_follows_stream):
         conn = int(row.get("conn", 0))
         if is_message(row) and row.get("channel") == "main" and not row.get("is_reply"):
             if row.get("request") == "SET_DEVICE_STATE_FD":
@@ -221,6 +292,17 @@ def _streams(ctx: CheckContext) -> list[_Stream]:
             else:
                 stream.close_row = row
     return found
+
+
+def _follows_stream(row: dict[str, Any]) -> bool:
+    """The rows ``_streams`` looks at: transfer requests and checks, stream events and chunks."""
+    if is_message(row):
+        return (
+            row.get("channel") == "main"
+            and not row.get("is_reply")
+            and row.get("request") in ("SET_DEVICE_STATE_FD", "CHECK_DEVICE_STATE")
+        )
+    return is_event(row, "message_held", "state_open", "state_close") or is_chunk(row)
 
 
 @rule(
@@ -266,9 +348,7 @@ def check_before_close(ctx: CheckContext) -> Iterator[Hit]:
 
 @rule("state.check-failed", Severity.ERROR, "CHECK_DEVICE_STATE reports success (0)", "Front-end message types", "S6")
 def check_failed(ctx: CheckContext) -> Iterator[Hit]:
-    for request in ctx.requests("main"):
-        if request.get("request") != "CHECK_DEVICE_STATE":
-            continue
+    for request in ctx.requests("main", where=lambda r: r.get("request") == "CHECK_DEVICE_STATE"):
         reply = ctx.replies.get(request["row"])
         if reply is not None and reply.get("result"):
             yield Hit(
@@ -298,18 +378,19 @@ def empty(ctx: CheckContext) -> Iterator[Hit]:
     "R4",
 )
 def backend_while_suspended(ctx: CheckContext) -> Iterator[Hit]:
-    for row, walk in _walk(ctx):
-        since = walk.suspended_since
-        if (
-            since is not None
-            and is_message(row)
-            and row.get("channel") == "backend"
-            and row.get("sender") == "backend"
-            and not row.get("is_reply")
-            and int(row["ts_ns"]) - int(since["ts_ns"]) > SUSPEND_GRACE_NS
-        ):
-            later = human_duration(int(row["ts_ns"]) - int(since["ts_ns"]))
-            yield Hit(
-                f"back-end channel {row['request']} while the device is suspended (all rings stopped {later} before)",
-                (row["row"], since["row"]),
-            )
+    requests = ctx.row_numbers_by(every, _conn, kind="request", channel="backend")
+    hits = []
+    for conn, stop, kick in ctx.derived(Rings.of).suspensions():
+        since = ctx.by_row[stop]
+        for number in _between(requests.get(conn, NO_ROWS), stop, kick):
+            row = ctx.by_row[number]
+            if int(row["ts_ns"]) - int(since["ts_ns"]) > SUSPEND_GRACE_NS:
+                later = human_duration(int(row["ts_ns"]) - int(since["ts_ns"]))
+                hits.append(
+                    Hit(
+                        f"back-end channel {row['request']} while the device is suspended (all rings stopped "
+                        f"{later} before)",
+                        (row["row"], since["row"]),
+                    )
+                )
+    yield from sorted(hits, key=lambda hit: hit.rows[0])

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from dissectors.spec import ProtocolFeature, ReplyRule
 from vutrace.analysis.checks.context import REQUESTER, CheckContext
 from vutrace.analysis.checks.model import Hit, Severity, rule
@@ -37,9 +39,7 @@ def _waiting_other(ctx: CheckContext, reply: dict[str, Any]) -> dict[str, Any] |
     "F2",
 )
 def wrong_id(ctx: CheckContext) -> Iterator[Hit]:
-    for reply in ctx.replies_sent():
-        if reply.get("reply_to") is not None:
-            continue
+    for reply in ctx.replies_sent(where=_unpaired):
         request = _waiting_other(ctx, reply)
         if request is not None:
             yield Hit(
@@ -47,6 +47,11 @@ def wrong_id(ctx: CheckContext) -> Iterator[Hit]:
                 f"(id {request.get('request_id')}) waits for its reply",
                 (request["row"], reply["row"]),
             )
+
+
+def _unpaired(reply: dict[str, Any]) -> bool:
+    """A reply the loader paired with no request (whether ``reply_to`` is present is the same for alike rows)."""
+    return reply.get("reply_to") is None
 
 
 @rule(
@@ -57,8 +62,8 @@ def wrong_id(ctx: CheckContext) -> Iterator[Hit]:
     "F2",
 )
 def unexpected(ctx: CheckContext) -> Iterator[Hit]:
-    for reply in ctx.replies_sent():
-        if reply.get("reply_to") is not None or _waiting_other(ctx, reply) is not None:
+    for reply in ctx.replies_sent(where=_unpaired):
+        if _waiting_other(ctx, reply) is not None:
             continue
         same = ctx.last_request_before(reply, reply.get("request_id"))
         if same is not None and same["row"] not in ctx.replies:
@@ -78,11 +83,12 @@ def unexpected(ctx: CheckContext) -> Iterator[Hit]:
     "F2",
 )
 def missing(ctx: CheckContext) -> Iterator[Hit]:
-    for request in ctx.requests():
-        if request["row"] in ctx.replies or not ctx.expects_reply(request):
-            continue
-        if request.get("request") == "SET_PROTOCOL_FEATURES":
-            continue
+    awaited = ctx.row_numbers(
+        lambda r: ctx.expects_reply(r) and r.get("request") != "SET_PROTOCOL_FEATURES", kind="request"
+    )
+    answered = np.fromiter(ctx.replies, dtype=np.int64, count=len(ctx.replies))
+    for number in awaited[~np.isin(awaited, answered)].tolist():
+        request = ctx.by_row[number]
         why = _why_needed(ctx, request)
         end = ctx.end_of_wait(request)
         if end is not None:
@@ -120,23 +126,25 @@ def _why_needed(ctx: CheckContext, request: dict[str, Any]) -> str:
     "G2",
 )
 def need_reply_without_ack(ctx: CheckContext) -> Iterator[Hit]:
-    for request in ctx.requests():
-        if not request.get("need_reply"):
-            continue
-        message = ctx.spec_of(request)
-        if message is None or message.reply_rule is ReplyRule.ALWAYS or message.name in NEED_REPLY_ALWAYS_SET:
-            continue
-        state = ctx.negotiated(request)
-        if state.reply_ack:
-            continue
-        if (
-            message.name == "SET_PROTOCOL_FEATURES"
-            and int(request.get("protocol_features") or 0) >> int(ProtocolFeature.REPLY_ACK) & 1
-        ):
-            continue
+    for request in ctx.requests(where=lambda r: _needless_need_reply(ctx, r)):
         side = "front-end" if REQUESTER[request["channel"]] == "frontend" else "back-end"
         yield Hit(
             f"{side} set NEED_REPLY on {request['request']} but REPLY_ACK is not negotiated: "
             "the receiver need not reply",
             (request["row"],),
         )
+
+
+def _needless_need_reply(ctx: CheckContext, request: dict[str, Any]) -> bool:
+    """NEED_REPLY on a request that is not always answered, while REPLY_ACK is not negotiated."""
+    if not request.get("need_reply"):
+        return False
+    message = ctx.spec_of(request)
+    if message is None or message.reply_rule is ReplyRule.ALWAYS or message.name in NEED_REPLY_ALWAYS_SET:
+        return False
+    if ctx.negotiated(request).reply_ack:
+        return False
+    return not (
+        message.name == "SET_PROTOCOL_FEATURES"
+        and int(request.get("protocol_features") or 0) >> int(ProtocolFeature.REPLY_ACK) & 1
+    )
